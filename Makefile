@@ -1,0 +1,39 @@
+# VPC testbed — top-level entry points. Run as root on Debian 12 / Ubuntu.
+#   make demo    install what is needed, build, and run the main job
+#   make test    install what is needed, build, and run every test (what CI runs)
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+BUILD := build
+
+.PHONY: help setup deps images npb guest build test demo clean
+
+help:
+	@echo "make demo    set up this machine, build everything, run the main job"
+	@echo "make test    set up this machine, build everything, run all tests"
+	@echo "make setup   install Debian packages and npm dependencies only"
+	@echo "make images  build NPB binaries and the guest image (cached)"
+	@echo "make build   build every package"
+	@echo "make clean   remove build outputs"
+
+setup:
+	bash scripts/setup.sh
+
+npb:
+	$(MAKE) -C images/npb OUT=$(abspath $(BUILD))/npb
+
+guest: npb
+	bash images/guest/build.sh $(abspath $(BUILD))/images/guest
+
+images: npb guest
+
+build:
+	npm run build
+
+test: setup images
+	npm test
+
+demo: setup images build
+	node packages/cli/dist/bin.js demo
+
+clean:
+	rm -rf $(BUILD) packages/*/dist .turbo packages/*/.turbo
