@@ -1,0 +1,193 @@
+#!/usr/bin/env bash
+# Build the VPC guest image: the Debian kernel and a zstd initramfs holding busybox,
+# dropbear, the virtio-net modules, the guest programs in programs/*.c and, when NPB
+# binaries exist, the MPICH runtime with them. Nothing is installed on the host: the
+# kernel package is fetched with `apt-get download` and unpacked with `dpkg-deb -x`.
+#
+#   bash images/guest/build.sh OUTDIR
+#
+# Env: NPB_BIN_DIR (default OUTDIR/../../npb/bin), FORCE=1 to rebuild regardless of the cache.
+# Outputs in OUTDIR: vmlinuz, initrd.img, client_key (OpenSSH format, for ssh2),
+# client_key.dropbear, client_key.pub, manifest.json. Rebuilds only when the hash of its
+# inputs (this script, rootfs/, programs/, package versions, NPB binaries) changes.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+OUT=${1:?usage: build.sh OUTDIR}
+mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)
+NPB_BIN_DIR=${NPB_BIN_DIR:-$(dirname "$OUT")/../npb/bin}
+MODULES="drivers/virtio/virtio_ring drivers/virtio/virtio drivers/virtio/virtio_pci_modern_dev
+drivers/virtio/virtio_pci_legacy_dev drivers/virtio/virtio_pci net/core/failover
+drivers/net/net_failover drivers/net/virtio_net"
+
+log() { echo "guest: $*" >&2; }
+
+kernel_pkg=$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-/ {print $2; exit}')
+[ -n "$kernel_pkg" ] || { log "cannot resolve linux-image-amd64 (run apt-get update)"; exit 1; }
+kernel_ver=$(apt-cache policy "$kernel_pkg" | awk '/Candidate:/ {print $2}')
+kernel_release=${kernel_pkg#linux-image-}
+
+npb_files=()
+if [ -d "$NPB_BIN_DIR" ]; then
+  while IFS= read -r -d '' f; do npb_files+=("$f"); done \
+    < <(find "$NPB_BIN_DIR" -maxdepth 1 -type f -perm -u+x -print0 | sort -z)
+fi
+with_mpi=0
+[ ${#npb_files[@]} -gt 0 ] && with_mpi=1
+
+pkg_versions=$(dpkg-query -W -f='${Package}=${Version}\n' busybox-static dropbear-bin libc6 gcc \
+  $([ $with_mpi = 1 ] && echo mpich libmpich12 libucx0) 2>/dev/null | sort)
+inputs_hash=$(
+  {
+    echo "kernel=$kernel_pkg=$kernel_ver"
+    echo "$pkg_versions"
+    (cd "$HERE" && find build.sh rootfs programs -type f -print0 | sort -z | xargs -0 sha256sum)
+    if [ $with_mpi = 1 ]; then
+      (cd "$NPB_BIN_DIR" && sha256sum "${npb_files[@]##*/}")
+    fi
+  } | sha256sum | cut -d' ' -f1
+)
+
+if [ "${FORCE:-0}" != 1 ] && [ -f "$OUT/manifest.json" ] && [ -f "$OUT/vmlinuz" ] && [ -f "$OUT/initrd.img" ] \
+  && [ -f "$OUT/client_key" ] && grep -q "\"inputsHash\": \"$inputs_hash\"" "$OUT/manifest.json"; then
+  log "up to date ($OUT)"
+  exit 0
+fi
+
+started=$(date +%s)
+WORK="$OUT/.work"
+rm -rf "$WORK"
+mkdir -p "$WORK" "$OUT/cache"
+ROOT="$WORK/root"
+
+# --- kernel ---------------------------------------------------------------
+deb="$OUT/cache/${kernel_pkg}_${kernel_ver//:/%3a}_amd64.deb"
+if [ ! -f "$deb" ]; then
+  log "downloading $kernel_pkg $kernel_ver"
+  (cd "$OUT/cache" && rm -f "${kernel_pkg}"_*.deb && apt-get download -q "$kernel_pkg=$kernel_ver" 2>&1 | grep -v '^W: Download is performed unsandboxed' >&2 || true)
+  deb=$(ls "$OUT/cache/${kernel_pkg}"_*_amd64.deb)
+fi
+dpkg-deb -x "$deb" "$WORK/kernel"
+cp "$WORK/kernel/boot/vmlinuz-$kernel_release" "$OUT/vmlinuz.new"
+
+# --- root filesystem ----------------------------------------------------------
+mkdir -p "$ROOT"/{bin,sbin,usr/bin,usr/sbin,lib,lib64,etc/dropbear,proc,sys,dev,tmp,run,root/.ssh,var/log,opt}
+chmod 700 "$ROOT/root" "$ROOT/root/.ssh"
+chmod 1777 "$ROOT/tmp"
+cp -a "$HERE/rootfs/." "$ROOT/"
+
+cp /bin/busybox "$ROOT/bin/busybox"
+for applet in $(/bin/busybox --list-full); do
+  [ -e "$ROOT/$applet" ] || ln -s /bin/busybox "$ROOT/$applet"
+done
+ln -sf /bin/busybox "$ROOT/init"
+
+# Copy a file and the shared libraries it needs (ldd prints the full closure).
+copy_with_libs() {
+  local f lib
+  for f in "$@"; do
+    mkdir -p "$ROOT$(dirname "$f")"
+    cp -L "$f" "$ROOT$f"
+    ldd "$f" 2>/dev/null | awk '/=> \// {print $3} /^\t\// {print $1}' | while read -r lib; do
+      if [ ! -e "$ROOT$lib" ]; then
+        mkdir -p "$ROOT$(dirname "$lib")"
+        cp -L "$lib" "$ROOT$lib"
+      fi
+    done
+  done
+}
+copy_with_libs /usr/sbin/dropbear /usr/bin/dbclient
+
+for m in $MODULES; do
+  src="$WORK/kernel/lib/modules/$kernel_release/kernel/$m.ko"
+  mkdir -p "$ROOT/lib/modules/$(dirname "$m")"
+  cp "$src" "$ROOT/lib/modules/$m.ko"
+  echo "$m.ko" >> "$ROOT/etc/vpc-modules"
+done
+
+# --- keys -------------------------------------------------------------------------
+# Kept across rebuilds so a running testbed's clients stay valid.
+if [ ! -f "$OUT/client_key.dropbear" ] || [ ! -f "$OUT/client_key" ]; then
+  rm -f "$OUT/client_key.dropbear" "$OUT/client_key" "$OUT/client_key.pub" "$OUT/host_key.dropbear"
+  dropbearkey -t ed25519 -f "$OUT/client_key.dropbear" 2>/dev/null | grep '^ssh-ed25519' > "$OUT/client_key.pub"
+  # ssh2 (npm) cannot read dropbear's own key format.
+  dropbearconvert dropbear openssh "$OUT/client_key.dropbear" "$OUT/client_key" 2>/dev/null
+  dropbearkey -t ed25519 -f "$OUT/host_key.dropbear" >/dev/null 2>&1
+  chmod 600 "$OUT/client_key" "$OUT/client_key.dropbear" "$OUT/host_key.dropbear"
+fi
+cp "$OUT/client_key.pub" "$ROOT/root/.ssh/authorized_keys"
+cp "$OUT/client_key.dropbear" "$ROOT/root/.ssh/id_dropbear"
+cp "$OUT/host_key.dropbear" "$ROOT/etc/dropbear/dropbear_ed25519_host_key"
+chmod 600 "$ROOT/root/.ssh/"* "$ROOT/etc/dropbear/"*
+
+# --- guest programs ------------------------------------------------------------------
+programs=()
+for src in "$HERE"/programs/*.c; do
+  [ -e "$src" ] || continue
+  name=$(basename "$src" .c)
+  gcc -O2 -static -Wall -o "$ROOT/usr/bin/$name" "$src"
+  programs+=("$name")
+done
+
+# --- MPI runtime and NPB ------------------------------------------------------------
+npb_names=()
+if [ $with_mpi = 1 ]; then
+  mkdir -p "$ROOT/opt/npb/bin"
+  for f in "${npb_files[@]}"; do
+    cp "$f" "$ROOT/opt/npb/bin/"
+    npb_names+=("$(basename "$f")")
+    copy_with_libs "$f"
+    rm -f "$ROOT$f"
+  done
+  copy_with_libs /usr/bin/mpiexec.hydra /usr/bin/hydra_pmi_proxy
+  ln -sf mpiexec.hydra "$ROOT/usr/bin/mpiexec"
+  ln -sf mpiexec.hydra "$ROOT/usr/bin/mpirun"
+  # UCX loads its transports with dlopen, so ldd of the binaries does not list them.
+  for plugin in /usr/lib/x86_64-linux-gnu/ucx/*.so.0; do
+    copy_with_libs "$plugin"
+  done
+  # mpiexec -launcher ssh runs `ssh HOST hydra_pmi_proxy ...`; dropbear's client is dbclient.
+  rm -f "$ROOT/usr/bin/ssh"
+  cat > "$ROOT/usr/bin/ssh" <<'EOF'
+#!/bin/sh
+exec dbclient -y -y -i /root/.ssh/id_dropbear "$@"
+EOF
+  chmod 755 "$ROOT/usr/bin/ssh"
+fi
+
+# --- pack ------------------------------------------------------------------------------
+(cd "$ROOT" && find . -print0 | sort -z | cpio --null -o -H newc --quiet) > "$WORK/initrd.cpio"
+zstd -q -T0 -12 -f "$WORK/initrd.cpio" -o "$OUT/initrd.img.new"
+mv "$OUT/vmlinuz.new" "$OUT/vmlinuz"
+mv "$OUT/initrd.img.new" "$OUT/initrd.img"
+
+size() { stat -c %s "$1"; }
+json_list() { local first=1; printf '['; for x in "$@"; do [ $first = 1 ] || printf ', '; printf '"%s"' "$x"; first=0; done; printf ']'; }
+cat > "$OUT/manifest.json.new" <<EOF
+{
+  "format": "vpc-guest-image/1",
+  "inputsHash": "$inputs_hash",
+  "kernelPackage": "$kernel_pkg",
+  "kernelVersion": "$kernel_ver",
+  "kernelRelease": "$kernel_release",
+  "kernel": "vmlinuz",
+  "initrd": "initrd.img",
+  "clientKey": "client_key",
+  "clientKeyDropbear": "client_key.dropbear",
+  "readyMarker": "VPC-GUEST-READY",
+  "programs": $(json_list "${programs[@]}"),
+  "mpi": $([ $with_mpi = 1 ] && echo true || echo false),
+  "npb": $(json_list "${npb_names[@]}"),
+  "sizes": {
+    "kernelBytes": $(size "$OUT/vmlinuz"),
+    "initrdBytes": $(size "$OUT/initrd.img"),
+    "initrdUncompressedBytes": $(size "$WORK/initrd.cpio")
+  },
+  "packages": $(json_list $pkg_versions),
+  "builtAt": "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+}
+EOF
+mv "$OUT/manifest.json.new" "$OUT/manifest.json"
+rm -rf "$WORK"
+log "built in $(($(date +%s) - started)) s: kernel $(size "$OUT/vmlinuz") B, initrd $(size "$OUT/initrd.img") B, mpi=$with_mpi ($OUT)"
