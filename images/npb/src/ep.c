@@ -39,11 +39,8 @@ static void print_d(double v) {
 }
 
 int main(int argc, char **argv) {
-    MPI_Init(&argc, &argv);
     int rank, nprocs;
-    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-    MPI_Comm_size(MPI_COMM_WORLD, &nprocs);
-    char cls = npb_parse_class(argc, argv, "ep");
+    char cls = npb_init(&argc, &argv, "ep", &rank, &nprocs);
     const struct ep_class *c = NULL;
     for (size_t i = 0; i < sizeof classes / sizeof classes[0]; i++)
         if (classes[i].cls == cls) c = &classes[i];

