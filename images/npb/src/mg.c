@@ -272,7 +272,7 @@ struct cand {
     double val, idx; /* idx: global linear index, exact in a double */
 };
 
-/* Keeps list[0..NTOP-1] sorted best first; better(a, b) is a > b or a < b. */
+/* Keeps list[0..NTOP-1] sorted best first: the largest values if largest, else the smallest. */
 static void cand_insert(struct cand *list, double val, double idx, int largest) {
     int p = NTOP;
     while (p > 0 && (largest ? val > list[p - 1].val : val < list[p - 1].val)) p--;
