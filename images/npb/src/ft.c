@@ -122,8 +122,12 @@ static void fft_xy(cplx *a, int inverse) {
     }
 }
 
+/* The global transpose; npb_wait lets oversubscribed ranks sleep instead of spinning. */
 static void alltoall(const cplx *send, cplx *recv) {
-    MPI_Alltoall(send, (int)(2 * blk), MPI_DOUBLE, recv, (int)(2 * blk), MPI_DOUBLE, MPI_COMM_WORLD);
+    MPI_Request req;
+    MPI_Ialltoall(send, (int)(2 * blk), MPI_DOUBLE, recv, (int)(2 * blk), MPI_DOUBLE, MPI_COMM_WORLD,
+                  &req);
+    npb_wait(&req);
 }
 
 /* Forward 3-D FFT: space array sp (x, y, z-slab; destroyed) -> spectrum
@@ -225,10 +229,7 @@ static void print_d(double v) {
 }
 
 int main(int argc, char **argv) {
-    MPI_Init(&argc, &argv);
-    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-    MPI_Comm_size(MPI_COMM_WORLD, &nprocs);
-    const char cls = npb_parse_class(argc, argv, "ft");
+    const char cls = npb_init(&argc, &argv, "ft", &rank, &nprocs);
     const struct ft_class *c = NULL;
     for (size_t i = 0; i < sizeof classes / sizeof classes[0]; i++)
         if (classes[i].cls == cls) c = &classes[i];

@@ -43,8 +43,8 @@ struct level {
 
 /* process grid, set once in main */
 static int nprocs, rank, pi[3], coord[3], lo_nb[3], hi_nb[3];
-/* scratch: two plane buffers for comm3, line buffers for the stencils */
-static double *plane_a, *plane_b, *line1, *line2;
+/* scratch: plane buffers for comm3 (2 send, 2 receive), line buffers for the stencils */
+static double *plane_buf[4], *line1, *line2;
 
 static void *xcalloc(size_t n, size_t size) {
     void *p = calloc(n, size);
@@ -81,21 +81,24 @@ static void comm3(const struct level *L, double *a) {
     for (int ax = 0; ax < 3; ax++) {
         const int m = L->m[ax];
         if (L->repl || pi[ax] == 1) {
-            plane_io(L, a, ax, m, plane_a, 1);
-            plane_io(L, a, ax, 0, plane_a, 0);
-            plane_io(L, a, ax, 1, plane_a, 1);
-            plane_io(L, a, ax, m + 1, plane_a, 0);
+            plane_io(L, a, ax, m, plane_buf[0], 1);
+            plane_io(L, a, ax, 0, plane_buf[0], 0);
+            plane_io(L, a, ax, 1, plane_buf[0], 1);
+            plane_io(L, a, ax, m + 1, plane_buf[0], 0);
             continue;
         }
-        /* two tags: with pi == 2 both neighbours are the same process */
-        int n = (int)plane_io(L, a, ax, 1, plane_a, 1);
-        MPI_Sendrecv(plane_a, n, MPI_DOUBLE, lo_nb[ax], 1, plane_b, n, MPI_DOUBLE, hi_nb[ax], 1,
-                     MPI_COMM_WORLD, MPI_STATUS_IGNORE);
-        plane_io(L, a, ax, m + 1, plane_b, 0);
-        plane_io(L, a, ax, m, plane_a, 1);
-        MPI_Sendrecv(plane_a, n, MPI_DOUBLE, hi_nb[ax], 2, plane_b, n, MPI_DOUBLE, lo_nb[ax], 2,
-                     MPI_COMM_WORLD, MPI_STATUS_IGNORE);
-        plane_io(L, a, ax, 0, plane_b, 0);
+        /* nonblocking + npb_wait, so oversubscribed ranks sleep instead of spinning;
+         * two tags: with pi == 2 both neighbours are the same process */
+        const int n = (int)plane_io(L, a, ax, 1, plane_buf[0], 1);
+        plane_io(L, a, ax, m, plane_buf[1], 1);
+        MPI_Request req[4];
+        MPI_Irecv(plane_buf[2], n, MPI_DOUBLE, hi_nb[ax], 1, MPI_COMM_WORLD, &req[0]);
+        MPI_Irecv(plane_buf[3], n, MPI_DOUBLE, lo_nb[ax], 2, MPI_COMM_WORLD, &req[1]);
+        MPI_Isend(plane_buf[0], n, MPI_DOUBLE, lo_nb[ax], 1, MPI_COMM_WORLD, &req[2]);
+        MPI_Isend(plane_buf[1], n, MPI_DOUBLE, hi_nb[ax], 2, MPI_COMM_WORLD, &req[3]);
+        for (int q = 0; q < 4; q++) npb_wait(&req[q]);
+        plane_io(L, a, ax, m + 1, plane_buf[2], 0);
+        plane_io(L, a, ax, 0, plane_buf[3], 0);
     }
 }
 
@@ -213,7 +216,9 @@ static void restrict_level(int k) {
     for (int c = 1; c <= mc[2]; c++)
         for (int b = 1; b <= mc[1]; b++)
             for (int a = 1; a <= mc[0]; a++) gather_send[n++] = rprj_tmp[a + b * tj + c * tk];
-    MPI_Allgather(gather_send, blk, MPI_DOUBLE, gather_recv, blk, MPI_DOUBLE, MPI_COMM_WORLD);
+    MPI_Request req;
+    MPI_Iallgather(gather_send, blk, MPI_DOUBLE, gather_recv, blk, MPI_DOUBLE, MPI_COMM_WORLD, &req);
+    npb_wait(&req);
     for (int q = 0; q < nprocs; q++) {
         /* rank -> grid coordinates, as in main */
         const int qc[3] = {q % pi[0], (q / pi[0]) % pi[1], q / (pi[0] * pi[1])};
@@ -390,8 +395,7 @@ static void setup_grid(char cls) {
         L->u = xcalloc(level_size(L), sizeof(double));
         L->r = xcalloc(level_size(L), sizeof(double));
     }
-    plane_a = xcalloc(max_plane, sizeof(double));
-    plane_b = xcalloc(max_plane, sizeof(double));
+    for (int b = 0; b < 4; b++) plane_buf[b] = xcalloc(max_plane, sizeof(double));
     line1 = xcalloc(max_line, sizeof(double));
     line2 = xcalloc(max_line, sizeof(double));
     if (kd > 1) {
@@ -405,10 +409,7 @@ static void setup_grid(char cls) {
 }
 
 int main(int argc, char **argv) {
-    MPI_Init(&argc, &argv);
-    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-    MPI_Comm_size(MPI_COMM_WORLD, &nprocs);
-    const char cls = npb_parse_class(argc, argv, "mg");
+    const char cls = npb_init(&argc, &argv, "mg", &rank, &nprocs);
     const struct mg_class *c = NULL;
     for (size_t i = 0; i < sizeof classes / sizeof classes[0]; i++)
         if (classes[i].cls == cls) c = &classes[i];
