@@ -4,6 +4,6 @@ import { defineConfig } from "vitest/config";
 export default defineConfig({
   test: {
     include: ["src/**/*.test.ts"],
-    exclude: ["src/**/*.int.test.ts", "node_modules", "dist"],
+    exclude: ["src/**/*.int.test.ts", "src/**/*.w.test.ts", "node_modules", "dist"],
   },
 });
