@@ -88,7 +88,9 @@ static int rank_keys(struct is_state *s, long it) {
         long g = c->test_index[t];
         if (g >= s->first && g < s->first + s->nloc) s->bcount[nb + t] = s->keys[g - s->first];
     }
-    MPI_Allreduce(s->bcount, s->gcount, nb + TEST_KEYS, MPI_LONG, MPI_SUM, MPI_COMM_WORLD);
+    MPI_Request req;
+    MPI_Iallreduce(s->bcount, s->gcount, nb + TEST_KEYS, MPI_LONG, MPI_SUM, MPI_COMM_WORLD, &req);
+    npb_wait(&req);
 
     /* scatter my keys into bucket order */
     s->bptr[0] = 0;
@@ -119,7 +121,8 @@ static int rank_keys(struct is_state *s, long it) {
     }
     s->send_displ[0] = 0;
     for (int p = 1; p < s->nprocs; p++) s->send_displ[p] = s->send_displ[p - 1] + s->send_count[p - 1];
-    MPI_Alltoall(s->send_count, 1, MPI_INT, s->recv_count, 1, MPI_INT, MPI_COMM_WORLD);
+    MPI_Ialltoall(s->send_count, 1, MPI_INT, s->recv_count, 1, MPI_INT, MPI_COMM_WORLD, &req);
+    npb_wait(&req);
     s->recv_displ[0] = 0;
     for (int p = 1; p < s->nprocs; p++) s->recv_displ[p] = s->recv_displ[p - 1] + s->recv_count[p - 1];
     s->nrecv = s->recv_displ[s->nprocs - 1] + s->recv_count[s->nprocs - 1];
@@ -128,8 +131,9 @@ static int rank_keys(struct is_state *s, long it) {
         s->recv_cap = s->nrecv;
         s->recv = xmalloc(sizeof(int) * s->recv_cap);
     }
-    MPI_Alltoallv(s->bucketed, s->send_count, s->send_displ, MPI_INT, s->recv, s->recv_count,
-                  s->recv_displ, MPI_INT, MPI_COMM_WORLD);
+    MPI_Ialltoallv(s->bucketed, s->send_count, s->send_displ, MPI_INT, s->recv, s->recv_count,
+                   s->recv_displ, MPI_INT, MPI_COMM_WORLD, &req);
+    npb_wait(&req);
 
     /* count values in my range, prefix-sum to "keys <= v" */
     s->min_key = my_lo << s->shift;
