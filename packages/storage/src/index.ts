@@ -1,0 +1,29 @@
+export {
+  type CorruptionKind,
+  StoreArgumentError,
+  StoreChainError,
+  StoreCorruptionError,
+  StoreError,
+  type StoreErrorCode,
+  StoreIoError,
+  StoreLockedError,
+  StoreNotFoundError,
+  StoreStateError,
+  StoreVersionError,
+} from "./errors.js";
+export { FORMAT_MAJOR, FORMAT_MINOR } from "./internal/format.js";
+export type { RestoreStrategy } from "./internal/reader.js";
+export { type Compression, type EpochCommitInfo, EpochWriter } from "./internal/writer.js";
+export {
+  type BeginEpochOptions,
+  CheckpointStore,
+  type CompactResult,
+  type EpochInfo,
+  type OpenOptions,
+  type PartInfo,
+  type RestoreOptions,
+  type RestoreResult,
+  type StoreInfo,
+  type VerifyResult,
+} from "./store.js";
+export { type DecodedFile, decodeFile, encodeFile, type Hex64 } from "./tooling.js";
