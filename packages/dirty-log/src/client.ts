@@ -1,0 +1,478 @@
+import { type FileHandle, open } from "node:fs/promises";
+import { connect as netConnect, type Socket } from "node:net";
+import { setTimeout as sleep } from "node:timers/promises";
+import { PageSet } from "@vpc/pageset";
+import { AgentError, DirtyLogError, InterruptedError, StateError } from "./errors.js";
+import {
+  COPY_ONLY_PROTECTED,
+  decodeReply,
+  encodeFrame,
+  FrameDecoder,
+  Op,
+  type OpName,
+  requestBody,
+  type TrackingMode,
+} from "./protocol.js";
+import { decodeSlotTable, decodeStagingHeader, type StagedSlot, type StagingHeader } from "./staging.js";
+
+export type ConnectionState = "idle" | "connecting" | "open" | "closing";
+
+export interface ConnectOptions {
+  /** Keep retrying while the socket does not exist or refuses (QEMU still starting). Default 5000. */
+  timeoutMs?: number;
+}
+
+export interface AttachOptions {
+  /** Path of the memory-backend file QEMU maps as guest RAM (its `mem-path`). */
+  memPath: string;
+  /** Default "sync". */
+  mode?: TrackingMode;
+  /** Staging capacity in pages (fixed for the attachment). Default 4096 (16 MiB of 4 KiB pages). */
+  stagingSlots?: number;
+}
+
+export interface AttachInfo {
+  mode: TrackingMode;
+  pageSize: number;
+  pageCount: number;
+  ramBytes: number;
+  bitmapBytes: number;
+  stagingSlots: number;
+  /** userfaultfd features in use, and all the kernel offers (bit masks). */
+  features: number;
+  availableFeatures: number;
+  files: { dirty: string; accumulated: string; set: string; order: string; staging: string };
+}
+
+/** First writes of one interval, in the order the agent observed them. */
+export interface FirstWrites {
+  pages: Uint32Array;
+  /** 0 in sync mode; in async mode the peek number that first saw the page (harvest = last). */
+  classes: Uint32Array;
+  /** Monotonic ns (CLOCK_MONOTONIC, comparable with process.hrtime.bigint()) of the observation. */
+  timesNs: BigInt64Array;
+}
+
+export interface HarvestResult {
+  /** D: pages written during the interval that just ended. */
+  dirty: PageSet;
+  /** Pages written since the last `confirm()` (D of every unconfirmed harvest): what a save must cover. */
+  accumulated: PageSet;
+  order: FirstWrites;
+  /** true in sync mode (order is exact); false in async mode (order classes from peeks). */
+  exact: boolean;
+  startNs: bigint;
+  endNs: bigint;
+  /** Time the agent spent (ns). */
+  ns: number;
+}
+
+export interface PeekResult {
+  written: number;
+  new: number;
+  class: number;
+  atNs: bigint;
+  ns: number;
+}
+
+export interface CopyResult {
+  copied: number;
+  skipped: number;
+  /** Pages of the set not copied because staging was full. */
+  remaining: number;
+  /** Pages still protected for COW. */
+  pending: number;
+  ns: number;
+}
+
+export interface FaultStats {
+  count: number;
+  totalNs: number;
+  p50Ns: number;
+  p90Ns: number;
+  p99Ns: number;
+  maxNs: number;
+}
+export interface TimerStats {
+  count: number;
+  totalNs: number;
+  lastNs: number;
+}
+export interface AgentStats {
+  mode: TrackingMode;
+  armed: boolean;
+  failed: boolean;
+  pageCount: number;
+  trackingFaults: FaultStats;
+  cowFaults: FaultStats;
+  stagingWaits: { count: number; totalNs: number };
+  staging: { slots: number; inUse: number; peak: number; bytesInUse: number; peakBytes: number };
+  pending: number;
+  reprotectWhole: number;
+  reprotectRuns: number;
+  arm: TimerStats;
+  harvest: TimerStats;
+  peek: TimerStats;
+  protect: TimerStats;
+  copy: TimerStats;
+  minorFaultsUnprotected: number;
+}
+
+interface Pending {
+  op: OpName;
+  resolve(v: Record<string, unknown>): void;
+  reject(e: unknown): void;
+}
+
+interface Files {
+  dirty: FileHandle;
+  accumulated: FileHandle;
+  set: FileHandle;
+  order: FileHandle;
+  staging: FileHandle;
+  stagingHeader: StagingHeader;
+}
+
+function alignedBytes(n: number): Uint8Array {
+  return new Uint8Array(new ArrayBuffer(Math.max(4, Math.ceil(n / 4) * 4)));
+}
+
+/**
+ * Client of one agent (one QEMU process). Commands run one at a time, in call order; the agent
+ * serves one connection at a time, and closing the connection makes the agent detach.
+ */
+export class DirtyLogClient {
+  #state: ConnectionState = "idle";
+  #socket: Socket | undefined;
+  #decoder = new FrameDecoder();
+  #pending = new Map<number, Pending>();
+  #nextId = 1;
+  #queue: Promise<unknown> = Promise.resolve();
+  #info: AttachInfo | undefined;
+  #files: Files | undefined;
+  #closeCause: unknown;
+  /** Replies whose id matched no pending call (dropped). */
+  droppedReplies = 0;
+
+  get state(): ConnectionState {
+    return this.#state;
+  }
+  /** Geometry and file paths of the current attachment, if any. */
+  get attachment(): AttachInfo | undefined {
+    return this.#info;
+  }
+  /** Number of calls waiting for a reply (0 after close). */
+  get pendingCalls(): number {
+    return this.#pending.size;
+  }
+
+  static async connect(socketPath: string, options: ConnectOptions = {}): Promise<DirtyLogClient> {
+    const c = new DirtyLogClient();
+    await c.connect(socketPath, options);
+    return c;
+  }
+
+  async connect(socketPath: string, options: ConnectOptions = {}): Promise<void> {
+    if (this.#state !== "idle") throw new StateError(this.#state, "idle", "connect");
+    this.#state = "connecting";
+    const deadline = Date.now() + (options.timeoutMs ?? 5000);
+    try {
+      for (;;) {
+        try {
+          this.#socket = await new Promise<Socket>((resolve, reject) => {
+            const s = netConnect(socketPath);
+            s.once("connect", () => {
+              s.off("error", reject);
+              resolve(s);
+            });
+            s.once("error", reject);
+          });
+          break;
+        } catch (e) {
+          const code = (e as NodeJS.ErrnoException).code;
+          if ((code !== "ENOENT" && code !== "ECONNREFUSED") || Date.now() >= deadline) throw e;
+          await sleep(20);
+        }
+      }
+    } catch (cause) {
+      this.#state = "idle";
+      throw new DirtyLogError("CONNECT", `cannot connect to the agent at ${socketPath}`, {
+        op: "connect",
+        path: socketPath,
+        cause,
+      });
+    }
+    this.#decoder = new FrameDecoder();
+    this.#closeCause = undefined;
+    const s = this.#socket;
+    s.on("data", (chunk: Buffer) => this.#onData(chunk));
+    s.on("error", (e) => this.#teardown(e));
+    s.on("close", () => this.#teardown(this.#closeCause ?? new Error("agent closed the connection")));
+    this.#state = "open";
+  }
+
+  #onData(chunk: Buffer): void {
+    let frames: ReturnType<FrameDecoder["push"]>;
+    try {
+      frames = this.#decoder.push(chunk);
+    } catch (e) {
+      this.#closeCause = e;
+      this.#socket?.destroy();
+      return;
+    }
+    for (const f of frames) {
+      const p = this.#pending.get(f.id);
+      if (!p) {
+        this.droppedReplies++;
+        continue;
+      }
+      this.#pending.delete(f.id);
+      try {
+        const r = decodeReply(f);
+        if (r.type === "ok") p.resolve(r.value);
+        else p.reject(new AgentError(r.opName, r.errno, r.message));
+      } catch (e) {
+        p.reject(e);
+      }
+    }
+  }
+
+  #teardown(cause: unknown): void {
+    if (this.#state === "idle") return;
+    this.#closeCause ??= cause;
+    for (const [id, p] of this.#pending) {
+      this.#pending.delete(id);
+      p.reject(new InterruptedError(p.op, this.#closeCause));
+    }
+    this.#socket?.destroy();
+    this.#socket = undefined;
+    void this.#closeFiles();
+    this.#info = undefined;
+    this.#state = "idle";
+  }
+
+  async #closeFiles(): Promise<void> {
+    const f = this.#files;
+    this.#files = undefined;
+    if (!f) return;
+    await Promise.allSettled([f.dirty.close(), f.accumulated.close(), f.set.close(), f.order.close(), f.staging.close()]);
+  }
+
+  /** Closes the connection; the agent then detaches (unprotects everything). */
+  async close(): Promise<void> {
+    if (this.#state === "idle") return;
+    const s = this.#socket;
+    this.#state = "closing";
+    this.#closeCause = new Error("closed by the client");
+    await new Promise<void>((resolve) => {
+      if (!s || s.destroyed) return resolve();
+      s.once("close", () => resolve());
+      s.end();
+    });
+    this.#teardown(this.#closeCause);
+  }
+
+  #call(op: OpName, body: Uint8Array = new Uint8Array(0), before?: () => Promise<void>): Promise<Record<string, unknown>> {
+    const run = async (): Promise<Record<string, unknown>> => {
+      if (this.#state !== "open" || !this.#socket) throw new StateError(this.#state, "open", op);
+      if (before) await before();
+      const id = this.#nextId;
+      this.#nextId = (this.#nextId % 0xffffffff) + 1;
+      const socket = this.#socket;
+      return new Promise((resolve, reject) => {
+        this.#pending.set(id, { op, resolve, reject });
+        socket.write(encodeFrame({ id, op: Op[op], flags: 0, body }));
+      });
+    };
+    const p = this.#queue.then(run, run);
+    this.#queue = p.catch(() => undefined);
+    return p;
+  }
+
+  #needFiles(op: string): Files & { info: AttachInfo } {
+    if (!this.#files || !this.#info) throw new StateError("detached", "attached", op);
+    return { ...this.#files, info: this.#info };
+  }
+
+  async #writeSet(set: PageSet, op: string): Promise<void> {
+    const f = this.#needFiles(op);
+    if (set.pageCount !== f.info.pageCount) {
+      throw new DirtyLogError("IO", `${op}: set has ${set.pageCount} pages, guest RAM ${f.info.pageCount}`, { op });
+    }
+    const bytes = set.toBytes().subarray(0, f.info.bitmapBytes);
+    await f.set.write(bytes, 0, bytes.length, 0);
+  }
+
+  async #readBitmap(h: FileHandle, op: string, path: string): Promise<PageSet> {
+    const info = this.#needFiles(op).info;
+    const bytes = alignedBytes(info.bitmapBytes);
+    try {
+      await h.read(bytes, 0, info.bitmapBytes, 0);
+    } catch (cause) {
+      throw new DirtyLogError("IO", `${op}: read ${path}`, { op: "read", path, cause });
+    }
+    return PageSet.fromBytes(info.pageCount, bytes);
+  }
+
+  async hello(): Promise<{ agent: string; protocol: number; pid: number; availableFeatures: number; attached: boolean }> {
+    return (await this.#call("hello")) as never;
+  }
+
+  /** Registers guest RAM; tracking starts with `arm()`. Fails with AgentError (ENOTSUP) when the kernel lacks the mode. */
+  async attach(options: AttachOptions): Promise<AttachInfo> {
+    const info = (await this.#call(
+      "attach",
+      requestBody.attach(options.mode ?? "sync", options.stagingSlots ?? 4096, options.memPath),
+    )) as unknown as AttachInfo;
+    try {
+      const [dirty, accumulated, set, order, staging] = await Promise.all([
+        open(info.files.dirty, "r"),
+        open(info.files.accumulated, "r"),
+        open(info.files.set, "r+"),
+        open(info.files.order, "r"),
+        open(info.files.staging, "r"),
+      ]);
+      const hdr = new Uint8Array(48);
+      await staging.read(hdr, 0, 48, 0);
+      this.#files = { dirty, accumulated, set, order, staging, stagingHeader: decodeStagingHeader(hdr) };
+    } catch (cause) {
+      await this.#closeFiles();
+      await this.#call("detach").catch(() => undefined);
+      throw new DirtyLogError("IO", "attach: cannot open the agent's shared files", { op: "open", cause });
+    }
+    this.#info = info;
+    return info;
+  }
+
+  /** Switches tracking mode (VM paused). Pages written so far in the interval are kept. */
+  async setMode(mode: TrackingMode): Promise<TrackingMode> {
+    const r = await this.#call("mode", requestBody.mode(mode));
+    if (this.#info) this.#info.mode = r.mode as TrackingMode;
+    return r.mode as TrackingMode;
+  }
+
+  /** Write-protects all guest RAM: a new tracking interval starts now. */
+  async arm(): Promise<{ startNs: bigint; ns: number }> {
+    const r = await this.#call("arm");
+    return { startNs: BigInt(r.startNs as number), ns: r.ns as number };
+  }
+
+  /** VM paused: ends the interval, returns its dirty set and first-write order, starts the next. */
+  async harvest(): Promise<HarvestResult> {
+    const r = await this.#call("harvest");
+    const f = this.#needFiles("harvest");
+    const [dirty, accumulated] = await Promise.all([
+      this.#readBitmap(f.dirty, "harvest", f.info.files.dirty),
+      this.#readBitmap(f.accumulated, "harvest", f.info.files.accumulated),
+    ]);
+    const n = r.orders as number;
+    const raw = alignedBytes(n * 16);
+    if (n) await f.order.read(raw, 0, n * 16, 0);
+    const v = new DataView(raw.buffer);
+    const order: FirstWrites = { pages: new Uint32Array(n), classes: new Uint32Array(n), timesNs: new BigInt64Array(n) };
+    for (let i = 0; i < n; i++) {
+      order.pages[i] = v.getUint32(i * 16, true);
+      order.classes[i] = v.getUint32(i * 16 + 4, true);
+      order.timesNs[i] = v.getBigInt64(i * 16 + 8, true);
+    }
+    return {
+      dirty,
+      accumulated,
+      order,
+      exact: r.exact as boolean,
+      startNs: BigInt(r.startNs as number),
+      endNs: BigInt(r.endNs as number),
+      ns: r.ns as number,
+    };
+  }
+
+  /** Async mode: records which pages were written so far (one order class); sync mode: count only. */
+  async peek(): Promise<PeekResult> {
+    const r = await this.#call("peek");
+    return { ...(r as unknown as PeekResult), atNs: BigInt(r.atNs as number) };
+  }
+
+  /** The accumulated set is durable: forget it. Without this, later harvests keep reporting it. */
+  async confirm(): Promise<{ cleared: number }> {
+    return (await this.#call("confirm")) as never;
+  }
+
+  /** VM paused, after harvest: keep `set` protected for COW after resume. */
+  async protect(set: PageSet): Promise<{ protected: number; ns: number }> {
+    return (await this.#call("protect", new Uint8Array(0), () => this.#writeSet(set, "protect"))) as never;
+  }
+
+  /**
+   * Copies pages into staging now, as far as capacity allows. With `onlyProtected`, only pages still
+   * protected for COW (the saver's path: pages the fault handler saved are skipped).
+   */
+  async copy(set: PageSet, options: { onlyProtected?: boolean } = {}): Promise<CopyResult> {
+    const body = requestBody.copy(options.onlyProtected ? COPY_ONLY_PROTECTED : 0);
+    return (await this.#call("copy", body, () => this.#writeSet(set, "copy"))) as never;
+  }
+
+  /** Frees staging slots whose pages are stored. */
+  async release(slots: Iterable<number>): Promise<{ released: number; inUse: number }> {
+    return (await this.#call("release", requestBody.release(slots))) as never;
+  }
+
+  /** Frees the staging slots holding any page of `set`. */
+  async releaseSet(set: PageSet): Promise<{ released: number; inUse: number }> {
+    return (await this.#call("releaseSet", new Uint8Array(0), () => this.#writeSet(set, "releaseSet"))) as never;
+  }
+
+  async stats(): Promise<AgentStats> {
+    return (await this.#call("stats")) as never;
+  }
+
+  /** Unprotects everything and stops tracking; the connection stays open for a new attach. */
+  async detach(): Promise<void> {
+    await this.#call("detach");
+    await this.#closeFiles();
+    this.#info = undefined;
+  }
+
+  /** Filled staging slots, read from the staging file's slot table. */
+  async stagedSlots(): Promise<StagedSlot[]> {
+    const f = this.#needFiles("stagedSlots");
+    const h = f.stagingHeader;
+    const bytes = new Uint8Array(h.slotCount * 16);
+    await f.staging.read(bytes, 0, bytes.length, h.tableOffset);
+    return decodeSlotTable(bytes, h.slotCount);
+  }
+
+  /** The staged content of one slot (one page). */
+  async readSlot(slot: number): Promise<Uint8Array> {
+    const f = this.#needFiles("readSlot");
+    const h = f.stagingHeader;
+    const out = new Uint8Array(h.pageSize);
+    await f.staging.read(out, 0, h.pageSize, h.dataOffset + slot * h.pageSize);
+    return out;
+  }
+
+  /**
+   * The saver loop of a COW checkpoint: stores every staged page (COW faults and earlier copies),
+   * copies the still-protected pages of `set` through staging as capacity allows, releases what
+   * was stored, until nothing of `set` is protected and staging is empty. Each page is stored once.
+   */
+  async saveProtected(
+    set: PageSet,
+    store: (page: number, bytes: Uint8Array) => Promise<void> | void,
+  ): Promise<{ fromFaults: number; fromCopies: number }> {
+    let fromFaults = 0;
+    let fromCopies = 0;
+    for (;;) {
+      const slots = await this.stagedSlots();
+      for (const s of slots) {
+        await store(s.page, await this.readSlot(s.slot));
+        if (s.source === "cow") fromFaults++;
+        else fromCopies++;
+      }
+      if (slots.length) await this.release(slots.map((s) => s.slot));
+      const r = await this.copy(set, { onlyProtected: true });
+      if (r.copied === 0 && r.pending === 0 && (await this.stagedSlots()).length === 0) break;
+    }
+    return { fromFaults, fromCopies };
+  }
+}
+

@@ -1,0 +1,163 @@
+/**
+ * Wire format of the agent's control socket (pure: no I/O, no timers). See README "Protocol".
+ *
+ * Every frame, both directions, little-endian:
+ *
+ *   u32 length   bytes that follow this field (8 + body length)
+ *   u32 id       request id, echoed by the reply
+ *   u16 op       operation code (Op)
+ *   u16 flags    requests: 0; replies: bit 0 = error
+ *   body         request: op-specific binary arguments; reply: UTF-8 JSON object
+ */
+import { ProtocolError } from "./errors.js";
+
+/** Operation codes (u16). */
+export const Op = {
+  hello: 0,
+  attach: 1,
+  mode: 2,
+  arm: 3,
+  harvest: 4,
+  peek: 5,
+  confirm: 6,
+  protect: 7,
+  copy: 8,
+  release: 9,
+  releaseSet: 10,
+  stats: 11,
+  detach: 12,
+} as const;
+export type OpName = keyof typeof Op;
+
+/** Bytes before the body: length (4) + id (4) + op (2) + flags (2). */
+export const FRAME_HEADER_BYTES = 12;
+/** Largest accepted value of the length field (the agent enforces the same bound). */
+export const MAX_FRAME_BYTES = 16 << 20;
+/** Reply flag bit 0: the body is an error object {errno, op, message}. */
+export const FLAG_ERROR = 1;
+/** `copy` argument bit 0: copy only pages still protected for COW (the saver's path). */
+export const COPY_ONLY_PROTECTED = 1;
+
+export type TrackingMode = "sync" | "async";
+const MODE_CODE: Record<TrackingMode, number> = { sync: 0, async: 1 };
+
+export interface Frame {
+  id: number;
+  op: number;
+  flags: number;
+  body: Uint8Array;
+}
+
+export function encodeFrame(frame: Frame): Uint8Array {
+  const out = new Uint8Array(FRAME_HEADER_BYTES + frame.body.length);
+  const v = new DataView(out.buffer);
+  v.setUint32(0, 8 + frame.body.length, true);
+  v.setUint32(4, frame.id >>> 0, true);
+  v.setUint16(8, frame.op, true);
+  v.setUint16(10, frame.flags, true);
+  out.set(frame.body, FRAME_HEADER_BYTES);
+  return out;
+}
+
+/** Chunk decoder: keeps the unconsumed tail of earlier chunks, returns every complete frame. */
+export class FrameDecoder {
+  #buf: Uint8Array = new Uint8Array(0);
+
+  /** Bytes held that do not form a complete frame yet. */
+  get buffered(): number {
+    return this.#buf.length;
+  }
+
+  push(chunk: Uint8Array): Frame[] {
+    let buf = chunk;
+    if (this.#buf.length) {
+      buf = new Uint8Array(this.#buf.length + chunk.length);
+      buf.set(this.#buf);
+      buf.set(chunk, this.#buf.length);
+    }
+    const frames: Frame[] = [];
+    let off = 0;
+    while (buf.length - off >= 4) {
+      const v = new DataView(buf.buffer, buf.byteOffset + off);
+      const len = v.getUint32(0, true);
+      if (len < 8 || len > MAX_FRAME_BYTES) {
+        throw new ProtocolError(`frame length ${len} out of range [8, ${MAX_FRAME_BYTES}]`, buf.slice(off));
+      }
+      if (buf.length - off < 4 + len) break;
+      frames.push({
+        id: v.getUint32(4, true),
+        op: v.getUint16(8, true),
+        flags: v.getUint16(10, true),
+        body: buf.slice(off + FRAME_HEADER_BYTES, off + 4 + len),
+      });
+      off += 4 + len;
+    }
+    this.#buf = buf.slice(off);
+    return frames;
+  }
+}
+
+function u32s(...values: number[]): Uint8Array {
+  const out = new Uint8Array(values.length * 4);
+  const v = new DataView(out.buffer);
+  values.forEach((x, i) => {
+    v.setUint32(i * 4, x >>> 0, true);
+  });
+  return out;
+}
+
+/** Request bodies, one encoder per op that takes arguments. */
+export const requestBody = {
+  /** u32 mode, u32 staging slots, u32 reserved (0), memory-backend file path (UTF-8, rest). */
+  attach(mode: TrackingMode, stagingSlots: number, memPath: string): Uint8Array {
+    const path = new TextEncoder().encode(memPath);
+    const out = new Uint8Array(12 + path.length);
+    out.set(u32s(MODE_CODE[mode], stagingSlots, 0));
+    out.set(path, 12);
+    return out;
+  },
+  /** u32 mode. */
+  mode(mode: TrackingMode): Uint8Array {
+    return u32s(MODE_CODE[mode]);
+  },
+  /** u32 flags (COPY_ONLY_PROTECTED). The page set travels in the set file. */
+  copy(flags: number): Uint8Array {
+    return u32s(flags);
+  },
+  /** u32 slot index, repeated. */
+  release(slots: Iterable<number>): Uint8Array {
+    return u32s(...slots);
+  },
+};
+
+export type Reply =
+  | { type: "ok"; id: number; op: number; value: Record<string, unknown> }
+  | { type: "error"; id: number; op: number; errno: number; opName: string; message: string };
+
+export function decodeReply(frame: Frame): Reply {
+  let value: unknown;
+  try {
+    value = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(frame.body));
+  } catch (cause) {
+    const e = new ProtocolError(`reply ${frame.id}: body is not UTF-8 JSON`, frame.body);
+    e.cause = cause;
+    throw e;
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new ProtocolError(`reply ${frame.id}: body is not a JSON object`, frame.body);
+  }
+  const obj = value as Record<string, unknown>;
+  if (frame.flags & FLAG_ERROR) {
+    const { errno, op, message } = obj;
+    if (typeof errno !== "number" || typeof op !== "string" || typeof message !== "string") {
+      throw new ProtocolError(`reply ${frame.id}: malformed error object`, frame.body);
+    }
+    return { type: "error", id: frame.id, op: frame.op, errno, opName: op, message };
+  }
+  return { type: "ok", id: frame.id, op: frame.op, value: obj };
+}
+
+/** Builds a reply frame (the agent's side; used by tests and fakes). */
+export function encodeReply(id: number, op: number, value: Record<string, unknown>, error = false): Uint8Array {
+  return encodeFrame({ id, op, flags: error ? FLAG_ERROR : 0, body: new TextEncoder().encode(JSON.stringify(value)) });
+}

@@ -1,0 +1,63 @@
+/**
+ * Layout of the staging file (FORMAT.md "Staging file"), decoded from bytes (pure).
+ */
+import { ProtocolError } from "./errors.js";
+
+export const STAGING_MAGIC = "VPCDLSTG";
+export const STAGING_VERSION = 1;
+/** Bytes per slot-table entry: u64 page, u32 state, u32 source. */
+export const SLOT_ENTRY_BYTES = 16;
+
+export interface StagingHeader {
+  version: number;
+  pageSize: number;
+  slotCount: number;
+  tableOffset: number;
+  dataOffset: number;
+  pageCount: number;
+}
+
+export type SlotSource = "cow" | "copy";
+
+/** A filled staging slot: the old content of `page` is at dataOffset + slot × pageSize. */
+export interface StagedSlot {
+  slot: number;
+  page: number;
+  source: SlotSource;
+}
+
+export function decodeStagingHeader(bytes: Uint8Array): StagingHeader {
+  if (bytes.length < 48) throw new ProtocolError(`staging header: ${bytes.length} bytes, need 48`, bytes);
+  const magic = new TextDecoder().decode(bytes.subarray(0, 8));
+  if (magic !== STAGING_MAGIC) throw new ProtocolError(`staging header: bad magic ${JSON.stringify(magic)}`, bytes);
+  const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const version = v.getUint32(8, true);
+  if (version !== STAGING_VERSION) throw new ProtocolError(`staging header: unsupported version ${version}`, bytes);
+  return {
+    version,
+    pageSize: v.getUint32(12, true),
+    slotCount: v.getUint32(16, true),
+    tableOffset: Number(v.getBigUint64(24, true)),
+    dataOffset: Number(v.getBigUint64(32, true)),
+    pageCount: Number(v.getBigUint64(40, true)),
+  };
+}
+
+/** Filled slots of a slot table (slotCount × 16 bytes), in slot order. */
+export function decodeSlotTable(bytes: Uint8Array, slotCount: number): StagedSlot[] {
+  if (bytes.length < slotCount * SLOT_ENTRY_BYTES) {
+    throw new ProtocolError(`slot table: ${bytes.length} bytes for ${slotCount} slots`, bytes);
+  }
+  const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const out: StagedSlot[] = [];
+  for (let s = 0; s < slotCount; s++) {
+    const at = s * SLOT_ENTRY_BYTES;
+    if (v.getUint32(at + 8, true) !== 1) continue;
+    out.push({
+      slot: s,
+      page: Number(v.getBigUint64(at, true)),
+      source: v.getUint32(at + 12, true) === 1 ? "cow" : "copy",
+    });
+  }
+  return out;
+}
