@@ -205,7 +205,7 @@ int main(int argc, char **argv) {
     s.shift = c->log2_max_key - c->log2_buckets;
     s.keys = xmalloc(sizeof(int) * s.nloc);
     s.bucketed = xmalloc(sizeof(int) * s.nloc);
-    s.recv_cap = s.nloc + s.nloc / 2;
+    s.recv_cap = s.nloc; /* grows when a process receives more than N/P keys */
     s.recv = xmalloc(sizeof(int) * s.recv_cap);
     s.cum = xmalloc(sizeof(int) * s.max_key);
     s.bcount = xmalloc(sizeof(long) * (s.nbuckets + TEST_KEYS));

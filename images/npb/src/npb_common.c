@@ -75,11 +75,13 @@ char npb_parse_class(int argc, char **argv, const char *kernel) {
         if (c >= 'a' && c <= 'z') c = (char)(c - 'a' + 'A');
         if (strchr("SWABC", c)) return c;
     }
-    if (world_rank() == 0)
-        fprintf(stderr,
-                "usage: mpiexec -n P %s CLASS\n"
-                "  CLASS is one of S, W, A, B, C (got %s)\n",
-                kernel, argc >= 2 ? argv[1] : "nothing");
+    if (world_rank() == 0) {
+        fprintf(stderr, "usage: mpiexec -n P %s CLASS\n  CLASS is one of S, W, A, B, C ", kernel);
+        if (argc == 2)
+            fprintf(stderr, "(got \"%s\")\n", argv[1]);
+        else
+            fprintf(stderr, "(got %d arguments, expected one)\n", argc - 1);
+    }
     exit_usage();
 }
 
