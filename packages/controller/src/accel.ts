@@ -1,0 +1,138 @@
+/**
+ * Choosing between TCG and KVM. `/dev/kvm` can exist, open, and still hang a guest (a
+ * `kvm_pvm` host, FIELD-NOTES §1), so "auto" uses KVM only when a probe boot of the real guest
+ * reached its ready marker. The probe result is cached per machine, QEMU and guest kernel.
+ */
+import { execFile } from "node:child_process";
+import { constants } from "node:fs";
+import { access, mkdir, readFile, rename, writeFile } from "node:fs/promises";
+import { homedir, hostname, release } from "node:os";
+import { dirname, join } from "node:path";
+import { promisify } from "node:util";
+import type { GuestImage } from "./guest-image.js";
+import type { AccelOption } from "./internal/config.js";
+import type { Accel } from "./internal/qemu-args.js";
+import type { Logger } from "./logger.js";
+
+export interface ProbeRecord {
+  readonly key: string;
+  readonly kvm: boolean;
+  readonly detail: string;
+  readonly probedAt: string;
+}
+
+export interface AccelContext {
+  readonly image: GuestImage;
+  readonly qemuBinary: string;
+  readonly logger: Logger;
+  /** Where probe results are kept; default `$XDG_CACHE_HOME/vpc/accel-probe.json`. */
+  readonly cacheFile?: string;
+  /** Boots the guest with KVM and reports whether it got ready (injected by tests). */
+  readonly probeBoot?: (timeoutMs: number) => Promise<{ ready: boolean; detail: string }>;
+  readonly probeTimeoutMs?: number;
+}
+
+const PROBE_TIMEOUT_MS = 20_000;
+
+export function defaultProbeCacheFile(): string {
+  const base = process.env.XDG_CACHE_HOME || join(homedir(), ".cache");
+  return join(base, "vpc", "accel-probe.json");
+}
+
+/** The cache key: a probe answer holds only for the same host kernel, QEMU and guest kernel. */
+export function probeKey(parts: {
+  host: string;
+  hostKernel: string;
+  qemuVersion: string;
+  guestKernel: string;
+}): string {
+  return [parts.host, parts.hostKernel, parts.qemuVersion, parts.guestKernel].join("|");
+}
+
+export async function resolveAccel(option: AccelOption, ctx: AccelContext): Promise<Accel> {
+  if (option !== "auto") return option;
+  const record = await probeKvm(ctx);
+  ctx.logger.log("info", "accel.resolved", { accel: record.kvm ? "kvm" : "tcg", detail: record.detail });
+  return record.kvm ? "kvm" : "tcg";
+}
+
+/** Returns the cached probe answer, or probes (booting the guest under KVM) and caches it. */
+export async function probeKvm(ctx: AccelContext): Promise<ProbeRecord> {
+  const usable = await access("/dev/kvm", constants.R_OK | constants.W_OK).then(
+    () => true,
+    () => false,
+  );
+  if (!usable && !ctx.probeBoot) {
+    return { key: "", kvm: false, detail: "/dev/kvm not usable", probedAt: new Date().toISOString() };
+  }
+  const key = probeKey({
+    host: hostname(),
+    hostKernel: release(),
+    qemuVersion: await qemuVersion(ctx.qemuBinary),
+    guestKernel: ctx.image.kernelRelease,
+  });
+  const cacheFile = ctx.cacheFile ?? defaultProbeCacheFile();
+  const cache = await readCache(cacheFile);
+  const hit = cache[key];
+  if (hit) return hit;
+
+  const boot = ctx.probeBoot ?? ((timeoutMs: number) => probeBootWithKvm(ctx, timeoutMs));
+  const result = await boot(ctx.probeTimeoutMs ?? PROBE_TIMEOUT_MS);
+  const record: ProbeRecord = {
+    key,
+    kvm: result.ready,
+    detail: result.detail,
+    probedAt: new Date().toISOString(),
+  };
+  ctx.logger.log("info", "accel.probed", { ...record });
+  cache[key] = record;
+  await mkdir(dirname(cacheFile), { recursive: true });
+  const tmp = `${cacheFile}.${process.pid}.tmp`;
+  await writeFile(tmp, `${JSON.stringify(cache, null, 2)}\n`);
+  await rename(tmp, cacheFile);
+  return record;
+}
+
+async function readCache(file: string): Promise<Record<string, ProbeRecord>> {
+  try {
+    const parsed = JSON.parse(await readFile(file, "utf8")) as unknown;
+    return typeof parsed === "object" && parsed !== null ? (parsed as Record<string, ProbeRecord>) : {};
+  } catch {
+    return {};
+  }
+}
+
+async function qemuVersion(binary: string): Promise<string> {
+  try {
+    const { stdout } = await promisify(execFile)(binary, ["--version"]);
+    return stdout.split("\n", 1)[0] ?? "unknown";
+  } catch {
+    return "unknown";
+  }
+}
+
+async function probeBootWithKvm(
+  ctx: AccelContext,
+  timeoutMs: number,
+): Promise<{ ready: boolean; detail: string }> {
+  // Imported lazily: vm.ts imports this module.
+  const { Vm } = await import("./vm.js");
+  const t0 = performance.now();
+  try {
+    const vm = await Vm.start({
+      name: "kvm-probe",
+      image: ctx.image,
+      qemuBinary: ctx.qemuBinary,
+      accel: "kvm",
+      bootTimeoutMs: timeoutMs,
+      logger: ctx.logger,
+    });
+    await vm.shutdown();
+    return { ready: true, detail: `guest ready under KVM in ${Math.round(performance.now() - t0)} ms` };
+  } catch (e) {
+    return {
+      ready: false,
+      detail: `probe boot under KVM failed: ${e instanceof Error ? e.message.split("\n", 1)[0] : e}`,
+    };
+  }
+}

@@ -1,0 +1,39 @@
+export { defaultProbeCacheFile, type ProbeRecord, probeKvm, resolveAccel } from "./accel.js";
+export {
+  CHECKPOINT_FORMAT,
+  type CheckpointTimings,
+  type FullCheckpoint,
+  readFullCheckpoint,
+  restoreOptionsFor,
+  takeFullCheckpoint,
+} from "./checkpoint.js";
+export {
+  BootError,
+  type BootFailure,
+  CheckpointError,
+  ConfigError,
+  ControllerError,
+  type ControllerErrorCode,
+  GuestCommandError,
+  GuestImageError,
+  QemuExitedError,
+  SshError,
+  VmStateError,
+} from "./errors.js";
+export { defaultGuestImageDir, type GuestImage, loadGuestImage } from "./guest-image.js";
+export type { AccelOption, DataNicOption, VmConfig, VmConfigInput } from "./internal/config.js";
+export { validateVmConfig } from "./internal/config.js";
+export type { DataNic, GuestParams } from "./internal/qemu-args.js";
+export { reapNow } from "./internal/reaper.js";
+export { SerialScanner } from "./internal/serial-scanner.js";
+export { createJsonLogger, defaultLogger, type Logger, type LogLevel, silentLogger } from "./logger.js";
+export {
+  type DeviceStateSave,
+  type DeviceStateTransport,
+  type ExecResult,
+  type RestoreOptions,
+  type StartTimings,
+  Vm,
+  type VmOptions,
+  type VmState,
+} from "./vm.js";
