@@ -51,7 +51,7 @@ export function sniffKind(buf: Uint8Array): FileKind | undefined {
   return FILE_KINDS.find((k) => m === `VPC.${k}`);
 }
 
-function corrupt(
+export function corrupt(
   what: StoreCorruptionError["what"],
   msg: string,
   ctx: Ctx,

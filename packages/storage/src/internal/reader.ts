@@ -7,11 +7,12 @@ import { open, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Xxh64 } from "@node-rs/xxhash";
 import { uncompressSync } from "lz4-napi";
-import { StoreCorruptionError, StoreVersionError } from "../errors.js";
+import { StoreVersionError } from "../errors.js";
 import {
   CODEC_LZ4,
   CODEC_RAW,
   type Ctx,
+  corrupt,
   decodeBlob,
   decodeIndex,
   decodePagesHeader,
@@ -42,20 +43,6 @@ const MAX_IOVECS = 1000;
 
 function ctxOf(part: Part, name: string): Ctx {
   return { path: join(part.dir, name), vmId: part.vmId, epoch: part.epoch };
-}
-
-function corrupt(
-  what: StoreCorruptionError["what"],
-  msg: string,
-  ctx: Ctx,
-  offset: number,
-): StoreCorruptionError {
-  return new StoreCorruptionError(what, `${ctx.path}: ${msg} at offset ${offset}`, {
-    path: ctx.path,
-    offset,
-    vmId: ctx.vmId,
-    epoch: ctx.epoch,
-  });
 }
 
 function fileRef(part: Part, name: PartFileName) {

@@ -19,6 +19,7 @@ import {
   type FileRef,
   HEADER_BYTES,
   hash64,
+  type VmManifest,
 } from "./format.js";
 import { fsyncDir, io, publish, writeWhole } from "./fsio.js";
 import { buildRuns, MAX_SLOTS, SLOT_UNSET, SLOT_ZERO } from "./pagemap.js";
@@ -26,16 +27,7 @@ import { buildRuns, MAX_SLOTS, SLOT_UNSET, SLOT_ZERO } from "./pagemap.js";
 export type Compression = "none" | "lz4";
 
 /** Everything a writer needs from the store; the store owns naming and the publish rules. */
-export interface WriterPlan {
-  vmId: string;
-  epoch: number;
-  full: boolean;
-  compacted: boolean;
-  parentEpoch: number | null;
-  parentManifestHash: bigint;
-  supersedesHash: bigint;
-  guestRamBytes: number;
-  pageSize: number;
+export interface WriterPlan extends Omit<VmManifest, "createdAtMs" | "files"> {
   pagesPerBlock: number;
   compression: Compression;
   fsync: boolean;
