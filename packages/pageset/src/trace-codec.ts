@@ -114,15 +114,21 @@ export function encodeTraceHeader(header: DirtyTraceHeader): Uint8Array {
   return w.view8().slice();
 }
 
+/** Bytes of the LEB128 varint encoding of v. */
+function varintLength(v: number): number {
+  let n = 1;
+  for (let x = v; x >= 0x80; x = Math.floor(x / 0x80)) n++;
+  return n;
+}
+
 function rangesEncodedLength(ranges: { start: number; count: number }[]): number {
-  const probe = new ByteWriter(16 + ranges.length * 4);
+  let n = varintLength(ranges.length);
   let prevEnd = 0;
-  probe.varint(ranges.length);
   for (const r of ranges) {
-    probe.varint(r.start - prevEnd).varint(r.count);
+    n += varintLength(r.start - prevEnd) + varintLength(r.count);
     prevEnd = r.start + r.count;
   }
-  return probe.length;
+  return n;
 }
 
 /** Writes a page set as run-length ranges or as a raw bitmap, whichever is smaller. */

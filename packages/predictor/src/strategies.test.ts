@@ -130,6 +130,32 @@ describe("strategies on synthetic workloads", () => {
     expect(ew.meanPredicted).toBeLessThan(r.meanDirty);
   });
 
+  it("async traces: early writers work from timed classes too", () => {
+    const trace = generateTrace({
+      workload: "hot-set",
+      pageCount: 16384,
+      intervals: 10,
+      seed: 8,
+      mode: "async",
+    });
+    // Classes are peeks at 1%, 10%, 50% and 100% of the interval; hot pages land in the 10% one.
+    const r = evaluateTrace(16384, trace.records, {
+      strategies: [
+        parseStrategy("early-writers:windowMs=100,m=2"),
+        parseStrategy("early-writers:windowMs=10,m=2"),
+      ],
+      window: { kind: "early", windowNs: 100e6 },
+      warmup: 2,
+    });
+    const [wide, narrow] = r.results.filter((x) => x.kind === "strategy");
+    expect(r.windowFallbacks).toBe(0);
+    expect(wide!.precision).toBeGreaterThan(0.9);
+    expect(wide!.recall).toBeGreaterThan(0.9);
+    // A 10 ms window only sees the 1% (10 ms) class: fewer pages, still precise, lower recall.
+    expect(narrow!.recall).toBeLessThan(wide!.recall! / 2);
+    expect(narrow!.precision).toBeGreaterThan(0.9);
+  });
+
   it("random writes: no strategy reaches high precision", () => {
     const trace = generateTrace({ workload: "random", pageCount: 16384, intervals: 12, seed: 5 });
     const specs = [
