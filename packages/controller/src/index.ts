@@ -20,6 +20,14 @@ export {
   SshError,
   VmStateError,
 } from "./errors.js";
+export {
+  COUNTER_FILE,
+  type CounterReading,
+  findCounterInRam,
+  parseCounterLine,
+  readCounter,
+  startCounter,
+} from "./guest-counter.js";
 export { defaultGuestImageDir, type GuestImage, loadGuestImage } from "./guest-image.js";
 export type { AccelOption, DataNicOption, VmConfig, VmConfigInput } from "./internal/config.js";
 export { validateVmConfig } from "./internal/config.js";
