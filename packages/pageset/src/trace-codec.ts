@@ -357,7 +357,14 @@ export class DirtyTraceDecoder {
 
   private tryHeader(): DecodedTraceItem | undefined {
     const at = this.offset;
-    if (this.buffered < 16) return undefined;
+    if (this.buffered < 16) {
+      // Reject a wrong magic as soon as its bytes arrive, so short garbage is not "truncated".
+      const have = Math.min(this.buffered, TRACE_MAGIC.length);
+      if (have > 0 && !bytesEqual(this.peek(have), TRACE_MAGIC.subarray(0, have))) {
+        this.fail("BAD_MAGIC", "not a dirty trace (bad magic)", at);
+      }
+      return undefined;
+    }
     const pre = new ByteReader(this.peek(16));
     if (!bytesEqual(pre.bytes(8), TRACE_MAGIC)) this.fail("BAD_MAGIC", "not a dirty trace (bad magic)", at);
     const major = pre.u16();
