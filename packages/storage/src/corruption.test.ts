@@ -2,7 +2,7 @@ import { cp, mkdtemp, readdir, readFile, rm, stat, truncate, writeFile } from "n
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { applyDelta, channelLogOf, deviceStateOf, epochDelta, prng } from "../test-fixtures/workload.mjs";
+import { applyDelta, deviceStateOf, epochDelta, prng } from "../test-fixtures/workload.mjs";
 import { StoreError } from "./errors.js";
 import { CheckpointStore } from "./store.js";
 

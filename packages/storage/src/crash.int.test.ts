@@ -38,7 +38,7 @@ afterAll(async () => {
 /** RAM of `vmId` at each epoch 0..upto, replaying the child's deterministic workload. */
 function model(vmId: string, upto: number): Buffer[] {
   const out: Buffer[] = [];
-  let ram = Buffer.alloc(PAGES * PS);
+  let ram: Buffer = Buffer.alloc(PAGES * PS);
   for (let e = 0; e <= upto; e++) {
     ram = applyDelta(Buffer.from(ram), epochDelta(SEED, vmId, e, PAGES, PS, e === 0), PS);
     out.push(ram);
