@@ -72,7 +72,10 @@ dpkg-deb -x "$deb" "$WORK/kernel"
 cp "$WORK/kernel/boot/vmlinuz-$kernel_release" "$OUT/vmlinuz.new"
 
 # --- root filesystem ----------------------------------------------------------
-mkdir -p "$ROOT"/{bin,sbin,usr/bin,usr/sbin,lib,lib64,etc/dropbear,proc,sys,dev,tmp,run,root/.ssh,var/log,opt}
+# Merged /usr like the host, so library paths from ldd and UCX's plugin lookup (next to
+# libucs, under .../x86_64-linux-gnu/ucx) resolve the same way in the guest.
+mkdir -p "$ROOT"/{usr/bin,usr/sbin,usr/lib,usr/lib64,etc/dropbear,proc,sys,dev,tmp,run,root/.ssh,var/log,opt}
+for d in bin sbin lib lib64; do ln -s "usr/$d" "$ROOT/$d"; done
 chmod 700 "$ROOT/root" "$ROOT/root/.ssh"
 chmod 1777 "$ROOT/tmp"
 cp -a "$HERE/rootfs/." "$ROOT/"
@@ -83,12 +86,10 @@ for applet in $(/bin/busybox --list-full); do
 done
 ln -sf /bin/busybox "$ROOT/init"
 
-# Copy a file and the shared libraries it needs (ldd prints the full closure).
-copy_with_libs() {
+# Copy the shared libraries a binary needs (ldd prints the full closure).
+copy_libs() {
   local f lib
   for f in "$@"; do
-    mkdir -p "$ROOT$(dirname "$f")"
-    cp -L "$f" "$ROOT$f"
     ldd "$f" 2>/dev/null | awk '/=> \// {print $3} /^\t\// {print $1}' | while read -r lib; do
       if [ ! -e "$ROOT$lib" ]; then
         mkdir -p "$ROOT$(dirname "$lib")"
@@ -96,6 +97,15 @@ copy_with_libs() {
       fi
     done
   done
+}
+# Copy binaries to the same path in the guest, with their libraries.
+copy_with_libs() {
+  local f
+  for f in "$@"; do
+    mkdir -p "$ROOT$(dirname "$f")"
+    cp -L "$f" "$ROOT$f"
+  done
+  copy_libs "$@"
 }
 copy_with_libs /usr/sbin/dropbear /usr/bin/dbclient
 
@@ -137,16 +147,13 @@ if [ $with_mpi = 1 ]; then
   for f in "${npb_files[@]}"; do
     cp "$f" "$ROOT/opt/npb/bin/"
     npb_names+=("$(basename "$f")")
-    copy_with_libs "$f"
-    rm -f "$ROOT$f"
+    copy_libs "$f"
   done
   copy_with_libs /usr/bin/mpiexec.hydra /usr/bin/hydra_pmi_proxy
   ln -sf mpiexec.hydra "$ROOT/usr/bin/mpiexec"
   ln -sf mpiexec.hydra "$ROOT/usr/bin/mpirun"
   # UCX loads its transports with dlopen, so ldd of the binaries does not list them.
-  for plugin in /usr/lib/x86_64-linux-gnu/ucx/*.so.0; do
-    copy_with_libs "$plugin"
-  done
+  copy_with_libs /usr/lib/x86_64-linux-gnu/ucx/*.so.0
   # mpiexec -launcher ssh runs `ssh HOST hydra_pmi_proxy ...`; dropbear's client is dbclient.
   rm -f "$ROOT/usr/bin/ssh"
   cat > "$ROOT/usr/bin/ssh" <<'EOF'
