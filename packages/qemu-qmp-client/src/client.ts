@@ -493,12 +493,12 @@ export class QmpClient implements AsyncDisposable {
       return;
     }
     if (conn.greetingWaiter !== undefined) {
-      const waiter = conn.greetingWaiter;
-      conn.greetingWaiter = undefined;
       if (message.type === "greeting") {
-        waiter.resolve(message.greeting);
+        conn.greetingWaiter.resolve(message.greeting);
+        conn.greetingWaiter = undefined;
         return;
       }
+      // end() rejects the waiting connect() with this error.
       this.end(
         conn,
         new QmpProtocolError(
