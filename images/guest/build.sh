@@ -23,7 +23,14 @@ drivers/net/net_failover drivers/net/virtio_net"
 
 log() { echo "guest: $*" >&2; }
 
-kernel_pkg=$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-/ {print $2; exit}')
+resolve_kernel() { apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-/ {print $2; exit}'; }
+kernel_pkg=$(resolve_kernel)
+if [ -z "$kernel_pkg" ] && [ "$(id -u)" -eq 0 ]; then
+  # Fresh machines (CI containers) often have empty apt lists.
+  log "apt lists lack linux-image-amd64; running apt-get update"
+  apt-get update -qq >&2
+  kernel_pkg=$(resolve_kernel)
+fi
 [ -n "$kernel_pkg" ] || { log "cannot resolve linux-image-amd64 (run apt-get update)"; exit 1; }
 kernel_ver=$(apt-cache policy "$kernel_pkg" | awk '/Candidate:/ {print $2}')
 kernel_release=${kernel_pkg#linux-image-}
