@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { QMP_ID_PREFIX, QmpClient, type QmpClientOptions } from "./client.js";
+import type { StatusInfo } from "./commands.js";
 import {
   type QmpAddress,
   QmpCommandError,
@@ -14,7 +15,7 @@ import {
   QmpTimeoutError,
 } from "./errors.js";
 import type { QmpEvent } from "./protocol/messages.js";
-import { FakeQmpServer, type FakeQmpServerOptions } from "./testing/fake-server.js";
+import { FAKE_GREETING, FakeQmpServer, type FakeQmpServerOptions } from "./testing/fake-server.js";
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -129,6 +130,15 @@ describe("connecting", () => {
     const server = await fakeServer({ greeting: "hello\r\n" });
     const { qmp } = client();
     const err = (await reject(qmp.connect(server.address))) as QmpConnectError;
+    expect(QmpProtocolError.isInstance(err.cause) && err.cause.reason).toBe("malformed-json");
+  });
+
+  it("fails, without hanging, when a bad line follows the greeting in the same chunk", async () => {
+    const greeting = `${JSON.stringify({ QMP: FAKE_GREETING })}\r\n{oops\r\n`;
+    const server = await fakeServer({ greeting });
+    const { qmp } = client({ connectTimeoutMs: 5000 });
+    const err = (await reject(qmp.connect(server.address))) as QmpConnectError;
+    // The connect error names the root cause, not the interrupted negotiation.
     expect(QmpProtocolError.isInstance(err.cause) && err.cause.reason).toBe("malformed-json");
   });
 
@@ -255,6 +265,22 @@ describe("commands", () => {
       ["migrate-incoming", { uri: "exec:cat /x" }],
       ["human-monitor-command", { "command-line": "info registers", "cpu-index": 0 }],
     ]);
+  });
+
+  it("types known commands' arguments and results (checked by tsc, which type-checks this file)", () => {
+    const usage = async (qmp: QmpClient): Promise<unknown[]> => {
+      const status: StatusInfo = await qmp.execute("query-status");
+      const text: string = await qmp.execute("human-monitor-command", { "command-line": "info status" });
+      // @ts-expect-error migrate needs its uri
+      await qmp.execute("migrate");
+      // @ts-expect-error uri is a string
+      await qmp.execute("migrate", { uri: 1 });
+      // @ts-expect-error query-status returns StatusInfo, not a string
+      const wrong: string = await qmp.execute("query-status");
+      const other: unknown = await qmp.execute("query-kvm", { any: "thing" }, { timeoutMs: 5 });
+      return [status, text, wrong, other];
+    };
+    expect(usage).toBeTypeOf("function");
   });
 
   it("turns QMP errors into QmpCommandError with class, desc, command and args", async () => {

@@ -581,6 +581,9 @@ export class QmpClient implements AsyncDisposable {
     args: Readonly<Record<string, unknown>> | undefined,
     timeoutMs: number,
   ): Promise<unknown> {
+    // connect() can get here after the connection already ended (e.g. a bad line right behind
+    // the greeting); nothing would ever settle a command registered now.
+    if (conn.ending !== undefined) return Promise.reject(new QmpInterruptedError(command, conn.ending.cause));
     const id = `${QMP_ID_PREFIX}${(this.nextId++).toString().padStart(5, "0")}`;
     return new Promise((resolve, reject) => {
       const timer = Number.isFinite(timeoutMs)
