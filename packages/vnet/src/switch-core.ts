@@ -315,35 +315,16 @@ export class SwitchCore {
    * the tunnel peers learn the new mark if it rose.
    */
   completeFlip(portId: string): SwitchAction[] {
-    const p = this.#port(portId);
-    if (p.flippingTo === undefined) {
-      throw new VnetError("BAD_STATE", `port ${portId} is not flipping`, { portId, state: "steady" });
-    }
-    const out: SwitchAction[] = [];
-    const oldEpoch = p.epoch;
-    const queued = p.ingressQueue;
-    p.ingressQueue = [];
-    p.epoch = p.flippingTo;
-    p.flippingTo = undefined;
-    for (const f of queued) this.#forward(portId, true, oldEpoch, f, out);
-    this.#releaseHeld(p, out);
+    const p = this.#flippingPort(portId);
+    const out = this.#endFlip(p, p.flippingTo ?? p.epoch);
     out.push(...this.#announceMark());
     return out;
   }
 
   /** Cancels a flip (the pause failed): the port stays in its old epoch and traffic resumes. */
   abortFlip(portId: string): SwitchAction[] {
-    const p = this.#port(portId);
-    if (p.flippingTo === undefined) {
-      throw new VnetError("BAD_STATE", `port ${portId} is not flipping`, { portId, state: "steady" });
-    }
-    const out: SwitchAction[] = [];
-    const queued = p.ingressQueue;
-    p.ingressQueue = [];
-    p.flippingTo = undefined;
-    for (const f of queued) this.#forward(portId, true, p.epoch, f, out);
-    this.#releaseHeld(p, out);
-    return out;
+    const p = this.#flippingPort(portId);
+    return this.#endFlip(p, p.epoch);
   }
 
   /** beginFlip + completeFlip, for a VM the caller has already paused (or in tests). */
@@ -520,6 +501,27 @@ export class SwitchCore {
     if (colour < p.epoch) this.#log(p, senderPort, colour, frame, receivedAt);
     p.counters.txFrames++;
     out.push({ type: "deliver", portId: p.id, frame });
+  }
+
+  #flippingPort(portId: string): VmPort {
+    const p = this.#port(portId);
+    if (p.flippingTo === undefined) {
+      throw new VnetError("BAD_STATE", `port ${portId} is not flipping`, { portId, state: "steady" });
+    }
+    return p;
+  }
+
+  /** Leaves the flipping state at `epoch`: pre-pause frames go out with the old colour, held ones are re-checked. */
+  #endFlip(p: VmPort, epoch: number): SwitchAction[] {
+    const out: SwitchAction[] = [];
+    const oldEpoch = p.epoch;
+    const queued = p.ingressQueue;
+    p.ingressQueue = [];
+    p.epoch = epoch;
+    p.flippingTo = undefined;
+    for (const f of queued) this.#forward(p.id, true, oldEpoch, f, out);
+    this.#releaseHeld(p, out);
+    return out;
   }
 
   #releaseHeld(p: VmPort, out: SwitchAction[]): void {
