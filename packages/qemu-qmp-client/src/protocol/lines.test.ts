@@ -1,3 +1,4 @@
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { encodeJsonLine, LineDecoder, type LineFrame } from "./lines.js";
 
@@ -41,6 +42,24 @@ describe("LineDecoder", () => {
     const many = Array.from({ length: 500 }, (_, i) => JSON.stringify({ return: i, id: `x${i}` }));
     const decoder = new LineDecoder(1024);
     expect(texts(decoder.push(Buffer.from(`${many.join("\r\n")}\r\n`)))).toEqual(many);
+  });
+
+  it("yields exactly the messages sent, for any messages cut into any chunks", () => {
+    const message = fc.string({ unit: "grapheme", maxLength: 40 }).map((text) => JSON.stringify({ text }));
+    fc.assert(
+      fc.property(
+        fc.array(message, { maxLength: 20 }),
+        fc.array(fc.nat(), { maxLength: 30 }),
+        fc.boolean(),
+        (messages, rawCuts, crlf) => {
+          const bytes = Buffer.from(messages.map((m) => m + (crlf ? "\r\n" : "\n")).join(""));
+          const cuts = [...new Set(rawCuts.map((c) => c % (bytes.length + 1)))].sort((a, b) => a - b);
+          const decoder = new LineDecoder(1024);
+          expect(texts(feed(decoder, bytes, cuts))).toEqual(messages);
+          expect(decoder.pendingBytes).toBe(0);
+        },
+      ),
+    );
   });
 
   it("accepts bare \\n endings and skips blank lines", () => {
