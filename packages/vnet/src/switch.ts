@@ -553,13 +553,13 @@ export class VnetSwitch {
     if (source === undefined) this.#flush();
   }
 
-  /** One write per connection per turn: VM ports get one framed buffer, tunnels a corked writev. */
+  /** One write per connection per turn (per chunk read, or per checkpoint step). */
   #flush(): void {
     for (const conn of this.#dirty) {
       if (conn.kind === "tunnel") {
-        conn.socket.cork();
-        for (const b of conn.out) conn.socket.write(b);
-        conn.socket.uncork();
+        // Tunnel messages are already framed: one concatenated write beats a writev of tiny buffers.
+        if (conn.out.length > 0)
+          conn.socket.write(conn.out.length === 1 ? conn.out[0]! : Buffer.concat(conn.out));
         conn.out = [];
       } else {
         this.#flushVm(conn);
