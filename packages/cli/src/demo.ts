@@ -2,6 +2,7 @@
  * The single-VM checkpoint demo: boot, run vpc-counter, pause, full checkpoint, resume, SIGKILL,
  * restore, and check that the counter continued from the checkpointed value.
  */
+import { rmSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -73,6 +74,9 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
   const common = { image, ...(options.logger ? { logger: options.logger } : {}) };
   let vm: Vm | undefined;
   let restored: Vm | undefined;
+  // A 256 MiB RAM copy must not outlive an interrupted demo (Ctrl-C ends in process.exit).
+  const removeOnExit = () => rmSync(dir, { recursive: true, force: true });
+  if (ownDir && !options.keep) process.once("exit", removeOnExit);
   try {
     say(`booting a ${options.memMiB ?? 256} MiB guest (${image.kernelRelease})...`);
     vm = await Vm.start({
@@ -153,7 +157,10 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
     await vm?.shutdown();
     await restored?.shutdown();
     // A directory the caller named is theirs to keep; our temporary one goes unless asked.
-    if (ownDir && !options.keep) await rm(dir, { recursive: true, force: true });
+    if (ownDir && !options.keep) {
+      process.off("exit", removeOnExit);
+      await rm(dir, { recursive: true, force: true });
+    }
   }
 }
 

@@ -5,7 +5,7 @@
  *   ├─ ConfigError             invalid VmConfig; `field`
  *   ├─ GuestImageError         guest image missing or unreadable; `path`
  *   ├─ VmStateError            method called in the wrong state; `state`, `required`
- *   ├─ BootError               ready marker not seen (timeout, QEMU exit, guest panic); `reason`, `serialTail`, `stderrTail`
+ *   ├─ BootError               ready marker not seen (timeout, QEMU exit, guest panic, start failure); `reason`, `serialTail`, `stderrTail`
  *   ├─ QemuExitedError         QEMU exited while an operation waited on it; `exitCode`, `signal`, `stderrTail`
  *   ├─ GuestCommandError       a guest command exited non-zero (`Vm.run`); `command`, `exitCode`, `stdout`, `stderr`
  *   ├─ SshError                SSH connect or channel failure; `op`
@@ -73,7 +73,7 @@ export class VmStateError extends ControllerError {
   }
 }
 
-export type BootFailure = "timeout" | "qemu-exited" | "guest-panic";
+export type BootFailure = "timeout" | "qemu-exited" | "guest-panic" | "start-failed";
 
 export class BootError extends ControllerError {
   readonly reason: BootFailure;

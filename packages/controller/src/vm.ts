@@ -371,14 +371,13 @@ export class Vm {
       await proc?.terminate("SIGKILL");
       await removeDirs([shmDir, runDir]);
       if (ControllerError.isInstance(e)) throw e;
+      // Anything else is a local failure (spawn, files, QMP): say what the VM was doing.
+      if (incoming) throw new CheckpointError("restore", errorMessage(e), { vmId: config.name, cause: e });
       throw new BootError(
         config.name,
-        incoming ? "qemu-exited" : "timeout",
+        "start-failed",
         errorMessage(e),
-        {
-          serialTail: "",
-          stderrTail: proc?.outputTail() ?? "",
-        },
+        { serialTail: "", stderrTail: proc?.outputTail() ?? "" },
         e,
       );
     }
