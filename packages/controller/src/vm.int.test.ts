@@ -19,7 +19,13 @@ describe("Vm (real QEMU, TCG)", () => {
   beforeAll(async () => {
     image = await loadGuestImage();
     work = await mkdtemp(join(tmpdir(), "vpc-vm-int-"));
-    vm = await Vm.start({ name: "int0", image });
+    // A data NIC on a QEMU hub with no other port: exercises the guest's eth1 set-up without a peer.
+    vm = await Vm.start({
+      name: "int0",
+      image,
+      dataNics: ["hubport,id=d0,hubid=0"],
+      guest: { ip: "192.168.77.11/24", hosts: { int0: "192.168.77.11", int1: "192.168.77.12" } },
+    });
   });
 
   afterAll(async () => {
@@ -40,6 +46,17 @@ describe("Vm (real QEMU, TCG)", () => {
     expect(r).toEqual({ stdout: "out\n", stderr: "err\n", exitCode: 3, signal: null });
     await expect(v.run("false")).rejects.toMatchObject({ code: "GUEST_COMMAND_FAILED", exitCode: 1 });
     expect(await v.run("ip -4 addr show eth0")).toContain("10.0.2.15/24");
+    expect(await v.run("ip -4 addr show eth1")).toContain("192.168.77.11/24");
+    expect(await v.run("cat /etc/hosts")).toContain("192.168.77.12 int1");
+    expect(await v.run("cat /sys/class/net/eth1/address")).toBe(`${v.config.dataNics[0]?.mac}\n`);
+  });
+
+  it("runs MPI in the guest: mpiexec, the ssh wrapper over the data NIC, an NPB kernel", async (ctx) => {
+    if (!image.npb.includes("ep")) ctx.skip(); // image built before the NPB binaries existed
+    const v = vm!;
+    expect(await v.run("ssh 192.168.77.11 hostname", { timeoutMs: 60_000 })).toBe("int0\n");
+    const out = await v.run("mpiexec -n 2 /opt/npb/bin/ep S", { timeoutMs: 120_000 });
+    expect(out).toMatch(/Verification\s+=\s+SUCCESSFUL/);
   });
 
   it("pauses, saves device state through both transports, and resumes", async () => {
