@@ -2,7 +2,13 @@ import { stat } from "node:fs/promises";
 import { join } from "node:path";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { QmpClient } from "./client.js";
-import { QmpCommandError, QmpDisconnectedError, QmpInterruptedError } from "./errors.js";
+import {
+  QmpCommandError,
+  QmpConnectError,
+  QmpDisconnectedError,
+  QmpInterruptedError,
+  QmpTimeoutError,
+} from "./errors.js";
 import { type QemuForQmp, startQemuForQmp } from "./testing/qemu.js";
 
 // Real QEMU (TCG, no guest image, vCPUs stopped by -S). Each test gets its own QEMU in a private
@@ -101,6 +107,15 @@ describe("against a real QEMU", () => {
     await qmp.close();
     await qmp.connect();
     expect((await qmp.queryStatus()).status).toBe("prelaunch");
+  });
+
+  it("times out waiting for the greeting while another client holds the monitor", async () => {
+    const vm = await qemu();
+    await connect(vm);
+    const second = new QmpClient({ connectTimeoutMs: 300 });
+    const err = await second.connect(vm.qmp).catch((e: unknown) => e);
+    expect(QmpConnectError.isInstance(err) && QmpTimeoutError.isInstance(err.cause)).toBe(true);
+    expect(second.state).toBe("idle");
   });
 
   it("quits: QEMU exits and the client ends idle", async () => {

@@ -507,6 +507,18 @@ describe("losing the connection", () => {
     expect(QmpProtocolError.isInstance(inner) && inner.reason).toBe("partial-message");
   });
 
+  it("keeps a later hang-up abnormal when QEMU refuses quit", async () => {
+    const { server, qmp } = await connected({
+      handlers: { quit: () => ({ error: { class: "GenericError", desc: "not now" } }) },
+    });
+    const onClose = vi.fn();
+    qmp.onClose(onClose);
+    expect(await reject(qmp.quit())).toMatchObject({ errorClass: "GenericError" });
+    server.dropConnections();
+    await idle(qmp);
+    expect(QmpDisconnectedError.isInstance(onClose.mock.calls[0]?.[0])).toBe(true);
+  });
+
   it("quits: resolves once QEMU hung up, and counts that as a clean close", async () => {
     const { server, qmp } = await connected();
     const onClose = vi.fn();

@@ -321,7 +321,10 @@ export class QmpClient implements AsyncDisposable {
         QmpInterruptedError.isInstance(err) &&
         QmpDisconnectedError.isInstance(err.cause) &&
         err.cause.by === "peer";
-      if (!byPeer) throw err;
+      if (!byPeer) {
+        conn.quitting = false;
+        throw err;
+      }
     }
     let timer: NodeJS.Timeout | undefined;
     const timedOut = new Promise<never>((_, reject) => {

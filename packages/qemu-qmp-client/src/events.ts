@@ -49,7 +49,7 @@ export class QmpEventListener implements AsyncIterableIterator<QmpEvent>, AsyncD
   private ended: { error: Error | undefined } | undefined;
   private readonly onClose: (listener: QmpEventListener) => void;
 
-  /** Made by QmpClient.events(); `onClose` unregisters it from the client. */
+  /** @internal Made by QmpClient.events(); `onClose` unregisters it from the client. */
   constructor(options: EventListenerOptions, onClose: (listener: QmpEventListener) => void) {
     this.acceptsName = nameMatcher(options.names);
     this.predicate = options.filter;
@@ -73,7 +73,7 @@ export class QmpEventListener implements AsyncIterableIterator<QmpEvent>, AsyncD
   }
 
   /**
-   * Hands the listener an event if it accepts it. Called by the client for every event.
+   * @internal Hands the listener an event if it accepts it. Called by the client for every event.
    * A predicate that throws ends this listener with that error instead of hurting the client.
    */
   deliver(event: QmpEvent): void {
@@ -96,7 +96,10 @@ export class QmpEventListener implements AsyncIterableIterator<QmpEvent>, AsyncD
     }
   }
 
-  /** Ends the listener: queued events can still be read, then iteration ends or throws `error`. */
+  /**
+   * @internal Ends the listener (the client calls it when the connection ends): queued events
+   * can still be read, then iteration ends or throws `error`.
+   */
   finish(error?: Error): void {
     if (this.ended !== undefined) return;
     const waiters = this.waiters.splice(0);
