@@ -93,3 +93,13 @@ describe("formatDemoSummary", () => {
     }
   });
 });
+
+describe("vpc predictor", () => {
+  it("dispatches to the predictor CLI", async () => {
+    const list = capture();
+    expect(await main(["predictor", "strategies"], list.io)).toBe(EXIT_OK);
+    expect(list.out.join("")).toContain("early-writers");
+    const bad = capture();
+    expect(await main(["predictor", "eval"], bad.io)).toBe(EXIT_USAGE);
+  });
+});

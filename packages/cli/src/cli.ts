@@ -1,6 +1,7 @@
 /** The `vpc` command line: argument parsing, output and exit codes. */
 import { parseArgs } from "node:util";
 import { ControllerError, createJsonLogger, type LogLevel, reapNow } from "@vpc/controller";
+import { runPredictorCli } from "@vpc/predictor";
 import { type DemoOptions, type DemoResult, runDemo } from "./demo.js";
 
 export const EXIT_OK = 0;
@@ -15,7 +16,10 @@ export interface CliIo {
 const USAGE = `Usage: vpc <command> [options]
 
 Commands:
-  demo     boot a VM, checkpoint it, kill it, restore it, and check that it continued
+  demo                      boot a VM, checkpoint it, kill it, restore it, and check that it continued
+  predictor eval TRACE      compare prediction strategies on a recorded dirty trace
+  predictor generate ...    write a synthetic dirty trace
+  predictor strategies      list the strategies and their parameters
 
 Options:
   -h, --help      show help (also: vpc <command> --help)
@@ -125,6 +129,7 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
     (command === undefined ? io.stderr : io.stdout)(`${USAGE}\n`);
     return command === undefined ? EXIT_USAGE : EXIT_OK;
   }
+  if (command === "predictor") return runPredictorCli([...rest], io);
   if (command !== "demo") {
     io.stderr(`vpc: unknown command "${command}"\n\n${USAGE}\n`);
     return EXIT_USAGE;
