@@ -45,3 +45,6 @@ export {
   type VmOptions,
   type VmState,
 } from "./vm.js";
+export * from "./engines/index.js";
+export * from "./checkpoint-loop.js";
+export * from "./restore.js";

@@ -1,0 +1,140 @@
+import { copyFile, mkdtemp, open, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { CheckpointStore } from "@vpc/storage";
+import { afterEach, describe, expect, it } from "vitest";
+import { loadGuestImage } from "../guest-image.js";
+import type { Vm } from "../vm.js";
+import { type AgentVm, restoreVmWithAgent, startVmWithAgent } from "./agent-vm.js";
+import { createEngine } from "./index.js";
+
+// Real QEMU (TCG) with the agent and vpc-memcheck from the guest image (`make guest`).
+// VPC_ENGINE_TEST_ENGINES="cow vpc" narrows the set; VPC_ENGINE_TEST_CHECKPOINTS sets how many.
+const ENGINES = (
+  process.env.VPC_ENGINE_TEST_ENGINES ?? "stop-copy cow vpc precopy qemu-stop qemu-snapshot"
+).split(/\s+/);
+const CHECKPOINTS = Number(process.env.VPC_ENGINE_TEST_CHECKPOINTS ?? 3);
+const INCREMENTAL = new Set(["stop-copy", "cow", "vpc", "precopy"]);
+
+interface Memcheck {
+  steps: number;
+  verifies: number;
+  failures: number;
+  nonce: string;
+}
+
+async function memcheck(vm: Vm): Promise<Memcheck> {
+  const line = await vm.run("cat /run/vpc-memcheck");
+  const m = /steps=(\d+) verifies=(\d+) failures=(\d+) nonce=([0-9a-f]+)/.exec(line);
+  if (!m) throw new Error(`bad memcheck status: ${line}`);
+  return { steps: Number(m[1]), verifies: Number(m[2]), failures: Number(m[3]), nonce: m[4]! };
+}
+
+async function waitFor<T>(f: () => Promise<T>, ok: (v: T) => boolean, ms: number): Promise<T> {
+  const until = Date.now() + ms;
+  for (;;) {
+    const v = await f().catch(() => undefined);
+    if (v !== undefined && ok(v)) return v;
+    if (Date.now() > until) throw new Error(`condition not met within ${ms} ms (last: ${JSON.stringify(v)})`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+async function sameFiles(a: string, b: string): Promise<{ differingPages: number }> {
+  const [fa, fb] = [await open(a, "r"), await open(b, "r")];
+  try {
+    const chunk = 4 << 20;
+    const ba = Buffer.alloc(chunk);
+    const bb = Buffer.alloc(chunk);
+    let differingPages = 0;
+    for (let pos = 0; ; pos += chunk) {
+      const [ra, rb] = [await fa.read(ba, 0, chunk, pos), await fb.read(bb, 0, chunk, pos)];
+      if (ra.bytesRead !== rb.bytesRead) throw new Error("sizes differ");
+      if (ra.bytesRead === 0) break;
+      for (let p = 0; p < ra.bytesRead; p += 4096) {
+        if (ba.compare(bb, p, p + 4096, p, p + 4096) !== 0) differingPages++;
+      }
+    }
+    return { differingPages };
+  } finally {
+    await fa.close();
+    await fb.close();
+  }
+}
+
+describe("checkpoint engines (real QEMU, TCG): checkpoint, SIGKILL, restore", () => {
+  let live: AgentVm | undefined;
+  let work: string | undefined;
+
+  afterEach(async () => {
+    await live?.close().catch(() => undefined);
+    live = undefined;
+    if (work) await rm(work, { recursive: true, force: true });
+    work = undefined;
+  });
+
+  for (const spec of ENGINES) {
+    it(`${spec}: memcheck continues clean after restore from the last committed epoch`, async () => {
+      const image = await loadGuestImage();
+      work = await mkdtemp(join(tmpdir(), `vpc-engine-${spec}-`));
+      const name = `eng-${spec}`.replace(/[^a-z0-9-]/g, "");
+      live = await startVmWithAgent({ name, image });
+      const { vm, agent } = live;
+      await vm.run("vpc-memcheck -m 16 -w 64 -s 2000 -v 300 >/dev/null 2>/run/memcheck.err </dev/null &");
+      const first = await waitFor(
+        () => memcheck(vm),
+        (m) => m.verifies >= 1,
+        20_000,
+      );
+
+      const store = await CheckpointStore.open(join(work, "store"), { create: true, fsync: false });
+      const atPause = join(work, "ram-at-pause");
+      const engine = createEngine(spec, {
+        vm,
+        store,
+        agent,
+        onPaused: INCREMENTAL.has(spec) ? () => copyFile(vm.ramPath, atPause) : undefined,
+      } as Parameters<typeof createEngine>[1]);
+      const records = [];
+      for (let e = 0; e < CHECKPOINTS; e++) {
+        records.push(await engine.checkpoint(e));
+        await new Promise((r) => setTimeout(r, 400));
+      }
+      await engine.close();
+      const last = CHECKPOINTS - 1;
+      expect(await store.listEpochs()).toEqual([...Array(CHECKPOINTS).keys()]);
+      expect(records[0]!.full).toBe(true);
+      for (const r of records) expect(r.pauseMs).toBeGreaterThan(0);
+      if (INCREMENTAL.has(spec)) {
+        expect(records[last]!.full).toBe(false);
+        expect(records[last]!.pagesToSave).toBeLessThan(65536);
+      }
+      const beforeKill = await memcheck(vm);
+      await vm.kill();
+      await agent.close();
+      const agentDir = live.agentDir;
+      live = undefined;
+      await agentDir.remove();
+
+      if (INCREMENTAL.has(spec)) {
+        const restoredRam = join(work, "ram-restored");
+        await store.restoreRam(vm.name, last, restoredRam);
+        expect(await sameFiles(restoredRam, atPause)).toEqual({ differingPages: 0 });
+      }
+      const restored = await restoreVmWithAgent({ store, vmId: vm.name, epoch: last, image });
+      live = restored;
+      expect(restored.restored.engine).toBe(engine.spec);
+      const after = await memcheck(restored.vm);
+      expect(after.nonce).toBe(first.nonce);
+      expect(after.steps).toBeLessThanOrEqual(beforeKill.steps);
+      const later = await waitFor(
+        () => memcheck(restored.vm),
+        (m) => m.verifies >= after.verifies + 3,
+        20_000,
+      );
+      expect(later.failures).toBe(0);
+      expect(await restored.vm.run("cat /run/memcheck.err")).toBe("");
+      await store.close();
+    }, 180_000);
+  }
+});

@@ -1,0 +1,58 @@
+/**
+ * Engine specs (pure): `NAME [ "(" STRATEGY ")" ] [ ":" KEY=NUMBER { "," KEY=NUMBER } ]`, e.g.
+ * `stop-copy`, `vpc`, `vpc(k-of-n:k=2,n=4)`, `precopy:rounds=4,threshold=256`.
+ */
+import { ConfigError } from "../errors.js";
+import { ENGINE_NAMES, type EngineName } from "./types.js";
+
+export interface EngineSpec {
+  readonly name: EngineName;
+  /** vpc only: the predictor strategy spec (default DEFAULT_VPC_STRATEGY). */
+  readonly strategy: string | undefined;
+  readonly params: Readonly<Record<string, number>>;
+}
+
+export const DEFAULT_VPC_STRATEGY = "k-of-n:k=2,n=4";
+
+/** Parameters each engine accepts, with defaults. */
+export const ENGINE_PARAMS: Readonly<Record<EngineName, Readonly<Record<string, number>>>> = {
+  "stop-copy": {},
+  cow: { batch: 2048 },
+  vpc: { batch: 2048 },
+  // Live rounds stop after `rounds` or once a round's dirty set is below `threshold` pages.
+  precopy: { rounds: 4, threshold: 512, batch: 2048 },
+  "qemu-snapshot": {},
+  "qemu-stop": {},
+};
+
+export function parseEngineSpec(spec: string): EngineSpec {
+  const fail = (msg: string): never => {
+    throw new ConfigError("engine", `${JSON.stringify(spec)}: ${msg}`);
+  };
+  const m = /^([a-z-]+)(?:\((.*)\))?(?::(.*))?$/.exec(spec.trim());
+  if (!m) return fail("expected NAME[(STRATEGY)][:KEY=N,...]");
+  const name = m[1] as EngineName;
+  if (!(ENGINE_NAMES as readonly string[]).includes(name))
+    return fail(`unknown engine (one of ${ENGINE_NAMES.join(", ")})`);
+  if (m[2] !== undefined && name !== "vpc") return fail("only vpc takes a strategy");
+  const params: Record<string, number> = { ...ENGINE_PARAMS[name] };
+  for (const kv of m[3] ? m[3].split(",") : []) {
+    const [k, v, ...rest] = kv.split("=");
+    if (!k || v === undefined || rest.length > 0) return fail(`bad parameter ${JSON.stringify(kv)}`);
+    if (!(k in ENGINE_PARAMS[name])) return fail(`${name} has no parameter ${k}`);
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 0) return fail(`${k} must be a non-negative integer`);
+    params[k] = n;
+  }
+  if (params.batch !== undefined && params.batch < 1) return fail("batch must be ≥ 1");
+  const strategy = name === "vpc" ? (m[2] ?? DEFAULT_VPC_STRATEGY) : undefined;
+  return { name, strategy, params };
+}
+
+/** The canonical spec string of a parsed spec. */
+export function formatEngineSpec(s: EngineSpec): string {
+  const p = Object.entries(s.params)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(",");
+  return `${s.name}${s.strategy === undefined ? "" : `(${s.strategy})`}${p ? `:${p}` : ""}`;
+}

@@ -1,0 +1,118 @@
+/** Public types of the per-VM checkpoint engines (ARCHITECTURE.md §4; metric names from §2). */
+import type { DirtyLogClient } from "@vpc/dirty-log";
+import type { CheckpointStore } from "@vpc/storage";
+import type { Logger } from "../logger.js";
+import type { Vm } from "../vm.js";
+
+export const ENGINE_NAMES = ["stop-copy", "cow", "vpc", "precopy", "qemu-snapshot", "qemu-stop"] as const;
+export type EngineName = (typeof ENGINE_NAMES)[number];
+
+/** Everything an engine works on. The agent must be attached (not yet armed is fine) for the agent engines. */
+export interface EngineContext {
+  readonly vm: Vm;
+  readonly store: CheckpointStore;
+  /** The dirty-log agent of `vm`, attached to `vm.ramPath`; required by stop-copy, cow, vpc and precopy. */
+  readonly agent?: DirtyLogClient;
+  /** Commit the global epoch for this VM alone after its part is durable (default true; a coordinator says false). */
+  readonly commitGlobal?: boolean;
+  readonly logger?: Logger;
+  /**
+   * Test-only: called inside the pause, after device state is saved and before `cont`, with the
+   * epoch being taken. Whatever it does lengthens the measured pause.
+   */
+  readonly onPaused?: (epoch: number) => Promise<void>;
+}
+
+/** Prediction quality of one checkpoint, W = pages actually COW-faulted (plus predicted pages written while saving). */
+export interface PredictionMetrics {
+  /** Epoch whose prediction this is (known only when the next interval has been harvested). */
+  readonly epoch: number;
+  /** |P ∩ D|: pages copied in the pause because they were predicted. */
+  readonly predicted: number;
+  /** |P ∩ W| */
+  readonly hits: number;
+  /** |W| */
+  readonly written: number;
+  readonly precision: number | null;
+  readonly recall: number | null;
+  /** true when the first-write times were not known (async tracking) and hits = P ∩ next D, an upper bound. */
+  readonly approximate: boolean;
+}
+
+/** Metrics of one committed checkpoint (JSON-serialisable; times in ms from process.hrtime.bigint()). */
+export interface CheckpointMetrics {
+  readonly ok: true;
+  readonly vmId: string;
+  readonly epoch: number;
+  readonly engine: string;
+  readonly full: boolean;
+  /** Tracking mode of the agent, or null for QEMU's own engines. */
+  readonly mode: "sync" | "async" | null;
+  /** QMP `stop` sent → QMP `cont` acknowledged (qemu-snapshot: QEMU's own reported downtime). */
+  readonly pauseMs: number;
+  /** vCPU stall in tracking faults between `stop` and durable. */
+  readonly trackingStallMs: number | null;
+  /** vCPU stall in COW faults (and waits for staging space) of this checkpoint. */
+  readonly cowStallMs: number | null;
+  /** trackingStallMs + cowStallMs */
+  readonly stallMs: number | null;
+  /** solo VM downtime = pauseMs + stallMs */
+  readonly soloDowntimeMs: number;
+  /** Tracking-fault stall of the whole interval that ended at this checkpoint (sync mode's run-time cost). */
+  readonly intervalTrackingStallMs: number | null;
+  readonly trackingFaults: number | null;
+  readonly cowFaults: number | null;
+  /** |D(e)| (the full epoch: every page). */
+  readonly pagesDirty: number;
+  /** Pages this checkpoint had to save (D plus pages of failed earlier checkpoints). */
+  readonly pagesToSave: number;
+  readonly pagesCopiedInPause: number;
+  readonly pagesProtected: number;
+  readonly pagesCowCopied: number;
+  readonly pagesSavedAfterResume: number;
+  /** precopy: live rounds run and pages copied in them. */
+  readonly liveRounds: number;
+  readonly pagesCopiedLive: number;
+  /** Peak bytes held in checkpoint buffers (agent staging, QEMU stream) for this checkpoint. */
+  readonly peakStagingBytes: number;
+  /** peakStagingBytes ÷ guest RAM bytes */
+  readonly memoryOverhead: number;
+  /** QMP `stop` sent (or migrate sent) → epoch committed and durable. */
+  readonly durableMs: number;
+  /** Bytes of the stored part (all its files). */
+  readonly checkpointBytes: number;
+  readonly deviceStateBytes: number;
+  /** Step times inside the pause. */
+  readonly steps: {
+    readonly stopMs: number;
+    readonly harvestMs: number;
+    readonly copyMs: number;
+    readonly protectMs: number;
+    readonly deviceStateMs: number;
+    readonly contMs: number;
+  };
+  /** Prediction of the previous checkpoint, now that its next interval was harvested (cow/vpc). */
+  readonly prediction: PredictionMetrics | null;
+  readonly startedAt: string;
+}
+
+/** A checkpoint that failed: reported, never committed. */
+export interface CheckpointFailure {
+  readonly ok: false;
+  readonly vmId: string;
+  readonly epoch: number;
+  readonly engine: string;
+  readonly stage: string;
+  readonly error: { readonly name: string; readonly code: string | undefined; readonly message: string };
+  readonly startedAt: string;
+}
+
+export type CheckpointRecord = CheckpointMetrics | CheckpointFailure;
+
+export interface CheckpointEngine {
+  readonly name: EngineName;
+  /** The spec the engine was built from, e.g. `vpc(k-of-n:k=2,n=4)`. */
+  readonly spec: string;
+  /** Takes epoch `epoch` (newer than every committed epoch); rejects with `EngineCheckpointError` on failure. */
+  checkpoint(epoch: number): Promise<CheckpointMetrics>;
+}
