@@ -1,0 +1,2 @@
+export { FakeQemu } from "./fake-qemu.js";
+export { BROADCAST, ethFrame, vmMac } from "./frames.js";
