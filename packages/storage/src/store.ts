@@ -92,6 +92,12 @@ export interface RestoreOptions {
   strategy?: RestoreStrategy;
   /** fsync the restored file before renaming it into place (default false). */
   fsync?: boolean;
+  /**
+   * Guest RAM assembled in memory per pass (default 1 GiB, capped at the guest's RAM): pages are
+   * copied in memory and written out sequentially; every pass reads the increments again. 0 writes
+   * each page straight to its file offset instead (no buffer, many small writes).
+   */
+  windowBytes?: number;
 }
 
 export interface RestoreResult {
@@ -141,6 +147,7 @@ export interface VerifyResult {
 }
 
 const DEFAULT_PAGES_PER_BLOCK = 16;
+const DEFAULT_WINDOW_BYTES = 1 << 30;
 
 export class CheckpointStore {
   readonly dir: string;
@@ -434,7 +441,10 @@ export class CheckpointStore {
     try {
       fh = await io("open", tmp, () => open(tmp, "wx"));
       await io("truncate", tmp, () => fh!.truncate(ram));
-      const stats = await materialize(parts, indexes, fh, tmp, opts.strategy ?? "newest-first");
+      const stats = await materialize(parts, indexes, fh, tmp, {
+        strategy: opts.strategy ?? "newest-first",
+        windowBytes: opts.windowBytes ?? DEFAULT_WINDOW_BYTES,
+      });
       if (opts.fsync) await io("fsync", tmp, () => fh!.sync());
       await io("close", tmp, () => fh!.close());
       fh = undefined;
@@ -600,7 +610,10 @@ export class CheckpointStore {
     let writer: EpochWriter | undefined;
     try {
       await io("truncate", ramPath, () => fh.truncate(m.guestRamBytes));
-      await materialize(chain, indexes, fh, ramPath, "newest-first");
+      await materialize(chain, indexes, fh, ramPath, {
+        strategy: "newest-first",
+        windowBytes: DEFAULT_WINDOW_BYTES,
+      });
       writer = await this.#newWriter(`${vmId}/${epoch}/base`, {
         vmId,
         epoch,

@@ -191,8 +191,30 @@ class PagesFile {
   }
 }
 
-/** Collects page writes to the target and issues them as large vectored writes at page offsets. */
-class RangeSink {
+/** Where materialised pages go: straight to file offsets, or into a memory window first. */
+interface PageTarget {
+  /** Starts pages [first, end). */
+  begin(first: number, end: number): void;
+  add(page: number, buf: Buffer, off: number): void;
+  zero(page: number): void;
+  /** Called before a read buffer that `add` pointed into is reused. */
+  release(): Promise<void>;
+  /** Ends the current window. */
+  end(): Promise<void>;
+  bytesWritten: number;
+}
+
+async function writevAll(fh: FileHandle, path: string, iovs: Buffer[], position: number): Promise<number> {
+  const want = iovs.reduce((n, b) => n + b.length, 0);
+  const { bytesWritten } = await io("write", path, () => fh.writev(iovs, position));
+  if (bytesWritten !== want) {
+    await io("write", path, () => Promise.reject(Object.assign(new Error("short write"), { code: "EIO" })));
+  }
+  return want;
+}
+
+/** pwrite at page offsets: contiguous pages become one vectored write, nothing is buffered. */
+class DirectTarget implements PageTarget {
   #segments: { page: number; iovs: Buffer[] }[] = [];
   #page = -1;
   #next = -1;
@@ -200,13 +222,22 @@ class RangeSink {
   #buf: Buffer | null = null;
   #from = 0;
   #to = 0;
+  #zero: Buffer;
   bytesWritten = 0;
 
   constructor(
     readonly fh: FileHandle,
     readonly path: string,
     readonly pageSize: number,
-  ) {}
+  ) {
+    this.#zero = Buffer.alloc(pageSize);
+  }
+
+  begin(): void {}
+
+  zero(page: number): void {
+    this.add(page, this.#zero, 0);
+  }
 
   add(page: number, buf: Buffer, off: number): void {
     const ps = this.pageSize;
@@ -237,22 +268,84 @@ class RangeSink {
     this.#next = -1;
   }
 
-  async flush(): Promise<void> {
+  async release(): Promise<void> {
     this.#close();
     for (const s of this.#segments) {
-      const want = s.iovs.reduce((n, b) => n + b.length, 0);
-      const { bytesWritten } = await io("write", this.path, () =>
-        this.fh.writev(s.iovs, s.page * this.pageSize),
-      );
-      if (bytesWritten !== want) {
-        await io("write", this.path, () =>
-          Promise.reject(Object.assign(new Error("short write"), { code: "EIO" })),
-        );
-      }
-      this.bytesWritten += want;
+      this.bytesWritten += await writevAll(this.fh, this.path, s.iovs, s.page * this.pageSize);
     }
     this.#segments = [];
   }
+
+  end(): Promise<void> {
+    return this.release();
+  }
+}
+
+const WINDOW_CHUNK = 1 << 20;
+
+/**
+ * Assembles a window of guest RAM in memory (page copies are memcpy, not syscalls), then writes it
+ * sequentially in large writes, skipping all-zero 1 MiB chunks so the target stays sparse.
+ */
+class WindowTarget implements PageTarget {
+  #win: Buffer;
+  #first = 0;
+  #end = 0;
+  #zeroChunk = Buffer.alloc(WINDOW_CHUNK);
+  bytesWritten = 0;
+
+  constructor(
+    readonly fh: FileHandle,
+    readonly path: string,
+    readonly pageSize: number,
+    windowPages: number,
+  ) {
+    this.#win = Buffer.alloc(windowPages * pageSize);
+  }
+
+  begin(first: number, end: number): void {
+    this.#first = first;
+    this.#end = end;
+    this.#win.fill(0, 0, (end - first) * this.pageSize);
+  }
+
+  add(page: number, buf: Buffer, off: number): void {
+    buf.copy(this.#win, (page - this.#first) * this.pageSize, off, off + this.pageSize);
+  }
+
+  zero(page: number): void {
+    const at = (page - this.#first) * this.pageSize;
+    this.#win.fill(0, at, at + this.pageSize);
+  }
+
+  async release(): Promise<void> {}
+
+  async end(): Promise<void> {
+    const len = (this.#end - this.#first) * this.pageSize;
+    const base = this.#first * this.pageSize;
+    let runStart = -1;
+    for (let at = 0; at <= len; at += WINDOW_CHUNK) {
+      const n = Math.min(WINDOW_CHUNK, len - at);
+      const zero = n === 0 || this.#win.compare(this.#zeroChunk, 0, n, at, at + n) === 0;
+      if (!zero && runStart < 0) runStart = at;
+      if ((zero || at + n - runStart >= 8 * WINDOW_CHUNK || at + n === len) && runStart >= 0) {
+        const stop = zero ? at : at + n;
+        this.bytesWritten += await writevAll(
+          this.fh,
+          this.path,
+          [this.#win.subarray(runStart, stop)],
+          base + runStart,
+        );
+        runStart = -1;
+      }
+    }
+  }
+}
+
+export interface MaterializeOptions {
+  strategy: RestoreStrategy;
+  /** Bytes of guest RAM assembled in memory per pass; 0 writes every page straight to its offset. */
+  windowBytes: number;
 }
 
 export interface MaterializeStats {
@@ -261,55 +354,62 @@ export interface MaterializeStats {
 }
 
 /**
- * Writes the RAM of the chain's top epoch into `fh`, which must already be a zero-filled (sparse)
- * file of guestRamBytes. `parts`/`indexes` are newest first, ending in a full part.
+ * Writes the RAM of the chain's top epoch into `fh`, which must be a new, zero-filled (sparse) file
+ * of guestRamBytes. `parts`/`indexes` are newest first, ending in a full part.
  */
 export async function materialize(
   parts: readonly Part[],
   indexes: readonly PageIndex[],
   fh: FileHandle,
   path: string,
-  strategy: RestoreStrategy,
+  opts: MaterializeOptions,
 ): Promise<MaterializeStats> {
   const top = parts[0]!.manifest;
   const ps = top.pageSize;
-  const sink = new RangeSink(fh, path, ps);
-  const newest = strategy === "newest-first";
-  const filled = newest ? new Uint8Array(top.guestRamBytes / ps) : null;
-  const zero = Buffer.alloc(ps);
-  let bytesRead = 0;
+  const totalPages = top.guestRamBytes / ps;
+  const newest = opts.strategy === "newest-first";
+  const winPages =
+    opts.windowBytes > 0 ? Math.min(totalPages, Math.max(1, Math.floor(opts.windowBytes / ps))) : 0;
+  const target: PageTarget =
+    winPages > 0 ? new WindowTarget(fh, path, ps, winPages) : new DirectTarget(fh, path, ps);
+  const step = winPages > 0 ? winPages : totalPages;
   const order = newest ? parts.map((_, i) => i) : parts.map((_, i) => parts.length - 1 - i);
-  for (const k of order) {
-    const part = parts[k]!;
-    const ix = indexes[k]!;
-    const bl = ix.blocks;
-    const nb = bl.offset.length;
-    const slots = nb === 0 ? 0 : (nb - 1) * ix.pagesPerBlock + bl.pageCount[nb - 1]!;
-    const destOfSlot = new Int32Array(slots).fill(-1);
-    let needed = 0;
-    for (let r = 0; r < ix.runs.length; r += 3) {
-      const first = ix.runs[r]!;
-      const count = ix.runs[r + 1]!;
-      const slot = ix.runs[r + 2]!;
-      for (let j = 0; j < count; j++) {
-        const p = first + j;
-        if (filled) {
-          if (filled[p]) continue;
-          filled[p] = 1;
-        }
-        if (slot === ZERO_RUN) {
-          // The target starts zeroed; only oldest-first must overwrite older data with zeroes.
-          if (!newest && k !== parts.length - 1) sink.add(p, zero, 0);
-        } else {
-          destOfSlot[slot + j] = p;
-          needed++;
+  let bytesRead = 0;
+  for (let w0 = 0; w0 < totalPages; w0 += step) {
+    const w1 = Math.min(totalPages, w0 + step);
+    target.begin(w0, w1);
+    const filled = newest ? new Uint8Array(w1 - w0) : null;
+    for (const k of order) {
+      const ix = indexes[k]!;
+      const bl = ix.blocks;
+      const nb = bl.offset.length;
+      const slots = nb === 0 ? 0 : (nb - 1) * ix.pagesPerBlock + bl.pageCount[nb - 1]!;
+      const destOfSlot = new Int32Array(slots).fill(-1);
+      let needed = 0;
+      for (let r = 0; r < ix.runs.length; r += 3) {
+        const first = ix.runs[r]!;
+        const slot = ix.runs[r + 2]!;
+        const lo = Math.max(first, w0);
+        const hi = Math.min(first + ix.runs[r + 1]!, w1);
+        for (let p = lo; p < hi; p++) {
+          if (filled) {
+            if (filled[p - w0]) continue;
+            filled[p - w0] = 1;
+          }
+          if (slot === ZERO_RUN) {
+            // The target starts zeroed; only oldest-first must overwrite older data with zeroes.
+            if (!newest && k !== parts.length - 1) target.zero(p);
+          } else {
+            destOfSlot[slot + p - first] = p;
+            needed++;
+          }
         }
       }
+      if (needed > 0) bytesRead += await copyNeededBlocks(parts[k]!, ix, destOfSlot, target);
     }
-    if (needed > 0) bytesRead += await copyNeededBlocks(part, ix, destOfSlot, sink);
-    await sink.flush();
+    await target.end();
   }
-  return { bytesRead, bytesWritten: sink.bytesWritten };
+  return { bytesRead, bytesWritten: target.bytesWritten };
 }
 
 function maxStoredBlock(ix: PageIndex): number {
@@ -322,7 +422,7 @@ async function copyNeededBlocks(
   part: Part,
   ix: PageIndex,
   destOfSlot: Int32Array,
-  sink: RangeSink,
+  sink: PageTarget,
 ): Promise<number> {
   const bl = ix.blocks;
   const nb = bl.offset.length;
@@ -354,7 +454,7 @@ async function copyNeededBlocks(
         }
       }
       // The read buffer is reused for the next group: write out what points into it first.
-      await sink.flush();
+      await sink.release();
       b = last;
     }
   } finally {
