@@ -228,10 +228,10 @@ export class VnetSwitch {
    * The channel log blob (FORMAT.md) of the port for `epoch`, once it is complete (every local port
    * flipped and every tunnel peer's mark reached `epoch`). Rejects with TIMEOUT after `timeoutMs`.
    */
-  channelLog(portId: string, epoch: number, options: { timeoutMs?: number } = {}): Promise<Buffer> {
+  async channelLog(portId: string, epoch: number, options: { timeoutMs?: number } = {}): Promise<Buffer> {
     this.#checkOpen();
     this.#port(portId);
-    if (this.#core.channelLogComplete(portId, epoch)) return Promise.resolve(this.#takeLog(portId, epoch));
+    if (this.#core.channelLogComplete(portId, epoch)) return this.#takeLog(portId, epoch);
     return new Promise((resolve, reject) => {
       const timeoutMs = options.timeoutMs ?? 10_000;
       const waiter: Waiter = {

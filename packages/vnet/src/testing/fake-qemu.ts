@@ -46,7 +46,7 @@ export class FakeQemu {
   }
 
   /** The next received frame; rejects after `timeoutMs` or if the switch hangs up first. */
-  async next(timeoutMs = 2000): Promise<Uint8Array> {
+  async next(timeoutMs = 5000): Promise<Uint8Array> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const f = this.#queue.shift();
