@@ -290,19 +290,24 @@ static void stage_fill(uint32_t s, size_t p, uint32_t source) {
 	__atomic_store_n(&g.table[s].state, 1, __ATOMIC_RELEASE);
 	if (stage_used() > g.peak_used) g.peak_used = stage_used();
 }
-/* COW fault: save page p, waiting for a free slot. Returns 0 if saved. */
-static int stage_wait(size_t p) {
+/* COW fault: save page p, waiting for a free slot. While it waits the saver may
+ * copy p itself; then p is no longer pending and must not be staged twice.
+ * Returns 1 if this call staged p. */
+static int stage_cow(size_t p) {
 	if (!g.nfree) {
 		uint64_t t0 = now_ns();
 		atomic_store(&g.waiting_space, 1);
-		while (!g.nfree && !atomic_load(&g.stopping)) pthread_cond_wait(&g.space, &g.mu);
+		while (!g.nfree && bt(g.pending, p) && !atomic_load(&g.stopping))
+			pthread_cond_wait(&g.space, &g.mu);
 		atomic_store(&g.waiting_space, 0);
 		g.wait_n++;
 		g.wait_ns += now_ns() - t0;
-		if (!g.nfree) return -1;
 	}
+	if (!bt(g.pending, p) || !g.nfree) return 0;
 	stage_fill(g.free_stack[--g.nfree], p, SRC_COW);
-	return 0;
+	bc(g.pending, p);
+	g.npending--;
+	return 1;
 }
 
 /* ---- fault handler thread */
@@ -321,11 +326,7 @@ static void handle_fault(const struct uffd_msg *m) {
 	size_t p = (size_t)((addr - (uint64_t)(uintptr_t)g.base) / g.psz);
 	int cow = 0;
 	pthread_mutex_lock(&g.mu);
-	if (bt(g.pending, p)) {
-		if (stage_wait(p) == 0) cow = 1;
-		bc(g.pending, p);
-		g.npending--;
-	}
+	if (bt(g.pending, p)) cow = stage_cow(p);
 	if (g.mode == MODE_SYNC && !bt(g.dirty, p)) {
 		bs(g.dirty, p);
 		order_append(p, 0, t0);

@@ -1,4 +1,4 @@
-import { PageSet } from "@vpc/pageset";
+import type { PageSet } from "@vpc/pageset";
 import { afterEach, describe, expect, it } from "vitest";
 import { AgentError } from "./errors.js";
 import { Harness } from "./internal/harness.js";

@@ -255,7 +255,13 @@ export class DirtyLogClient {
     const f = this.#files;
     this.#files = undefined;
     if (!f) return;
-    await Promise.allSettled([f.dirty.close(), f.accumulated.close(), f.set.close(), f.order.close(), f.staging.close()]);
+    await Promise.allSettled([
+      f.dirty.close(),
+      f.accumulated.close(),
+      f.set.close(),
+      f.order.close(),
+      f.staging.close(),
+    ]);
   }
 
   /** Closes the connection; the agent then detaches (unprotects everything). */
@@ -272,9 +278,15 @@ export class DirtyLogClient {
     this.#teardown(this.#closeCause);
   }
 
-  #call(op: OpName, body: Uint8Array = new Uint8Array(0), before?: () => Promise<void>): Promise<Record<string, unknown>> {
+  #call(
+    op: OpName,
+    body: Uint8Array = new Uint8Array(0),
+    before?: () => Promise<void>,
+  ): Promise<Record<string, unknown>> {
+    if (this.#state !== "open") return Promise.reject(new StateError(this.#state, "open", op));
     const run = async (): Promise<Record<string, unknown>> => {
-      if (this.#state !== "open" || !this.#socket) throw new StateError(this.#state, "open", op);
+      // Queued behind calls that saw the connection close.
+      if (this.#state !== "open" || !this.#socket) throw new InterruptedError(op, this.#closeCause);
       if (before) await before();
       const id = this.#nextId;
       this.#nextId = (this.#nextId % 0xffffffff) + 1;
@@ -297,7 +309,9 @@ export class DirtyLogClient {
   async #writeSet(set: PageSet, op: string): Promise<void> {
     const f = this.#needFiles(op);
     if (set.pageCount !== f.info.pageCount) {
-      throw new DirtyLogError("IO", `${op}: set has ${set.pageCount} pages, guest RAM ${f.info.pageCount}`, { op });
+      throw new DirtyLogError("IO", `${op}: set has ${set.pageCount} pages, guest RAM ${f.info.pageCount}`, {
+        op,
+      });
     }
     const bytes = set.toBytes().subarray(0, f.info.bitmapBytes);
     await f.set.write(bytes, 0, bytes.length, 0);
@@ -314,7 +328,13 @@ export class DirtyLogClient {
     return PageSet.fromBytes(info.pageCount, bytes);
   }
 
-  async hello(): Promise<{ agent: string; protocol: number; pid: number; availableFeatures: number; attached: boolean }> {
+  async hello(): Promise<{
+    agent: string;
+    protocol: number;
+    pid: number;
+    availableFeatures: number;
+    attached: boolean;
+  }> {
     return (await this.#call("hello")) as never;
   }
 
@@ -369,7 +389,11 @@ export class DirtyLogClient {
     const raw = alignedBytes(n * 16);
     if (n) await f.order.read(raw, 0, n * 16, 0);
     const v = new DataView(raw.buffer);
-    const order: FirstWrites = { pages: new Uint32Array(n), classes: new Uint32Array(n), timesNs: new BigInt64Array(n) };
+    const order: FirstWrites = {
+      pages: new Uint32Array(n),
+      classes: new Uint32Array(n),
+      timesNs: new BigInt64Array(n),
+    };
     for (let i = 0; i < n; i++) {
       order.pages[i] = v.getUint32(i * 16, true);
       order.classes[i] = v.getUint32(i * 16 + 4, true);
@@ -418,7 +442,9 @@ export class DirtyLogClient {
 
   /** Frees the staging slots holding any page of `set`. */
   async releaseSet(set: PageSet): Promise<{ released: number; inUse: number }> {
-    return (await this.#call("releaseSet", new Uint8Array(0), () => this.#writeSet(set, "releaseSet"))) as never;
+    return (await this.#call("releaseSet", new Uint8Array(0), () =>
+      this.#writeSet(set, "releaseSet"),
+    )) as never;
   }
 
   async stats(): Promise<AgentStats> {
@@ -475,4 +501,3 @@ export class DirtyLogClient {
     return { fromFaults, fromCopies };
   }
 }
-

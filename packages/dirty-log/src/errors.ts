@@ -18,7 +18,14 @@
 
 const BRAND = Symbol.for("@vpc/dirty-log.DirtyLogError");
 
-export type DirtyLogErrorCode = "AGENT_ERROR" | "STATE" | "INTERRUPTED" | "PROTOCOL" | "CONNECT" | "IO" | "TIMEOUT";
+export type DirtyLogErrorCode =
+  | "AGENT_ERROR"
+  | "STATE"
+  | "INTERRUPTED"
+  | "PROTOCOL"
+  | "CONNECT"
+  | "IO"
+  | "TIMEOUT";
 
 export interface DirtyLogErrorOptions {
   cause?: unknown;

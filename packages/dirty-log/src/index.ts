@@ -21,7 +21,14 @@ export {
   ProtocolError,
   StateError,
 } from "./errors.js";
-export { type AgentDir, type AgentEnvOptions, agentEnv, agentLibraryPath, createAgentDir, harnessPath } from "./paths.js";
+export {
+  type AgentDir,
+  type AgentEnvOptions,
+  agentEnv,
+  agentLibraryPath,
+  createAgentDir,
+  harnessPath,
+} from "./paths.js";
 export {
   COPY_ONLY_PROTECTED,
   decodeReply,

@@ -158,6 +158,16 @@ export function decodeReply(frame: Frame): Reply {
 }
 
 /** Builds a reply frame (the agent's side; used by tests and fakes). */
-export function encodeReply(id: number, op: number, value: Record<string, unknown>, error = false): Uint8Array {
-  return encodeFrame({ id, op, flags: error ? FLAG_ERROR : 0, body: new TextEncoder().encode(JSON.stringify(value)) });
+export function encodeReply(
+  id: number,
+  op: number,
+  value: Record<string, unknown>,
+  error = false,
+): Uint8Array {
+  return encodeFrame({
+    id,
+    op,
+    flags: error ? FLAG_ERROR : 0,
+    body: new TextEncoder().encode(JSON.stringify(value)),
+  });
 }

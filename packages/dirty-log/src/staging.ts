@@ -29,10 +29,12 @@ export interface StagedSlot {
 export function decodeStagingHeader(bytes: Uint8Array): StagingHeader {
   if (bytes.length < 48) throw new ProtocolError(`staging header: ${bytes.length} bytes, need 48`, bytes);
   const magic = new TextDecoder().decode(bytes.subarray(0, 8));
-  if (magic !== STAGING_MAGIC) throw new ProtocolError(`staging header: bad magic ${JSON.stringify(magic)}`, bytes);
+  if (magic !== STAGING_MAGIC)
+    throw new ProtocolError(`staging header: bad magic ${JSON.stringify(magic)}`, bytes);
   const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const version = v.getUint32(8, true);
-  if (version !== STAGING_VERSION) throw new ProtocolError(`staging header: unsupported version ${version}`, bytes);
+  if (version !== STAGING_VERSION)
+    throw new ProtocolError(`staging header: unsupported version ${version}`, bytes);
   return {
     version,
     pageSize: v.getUint32(12, true),

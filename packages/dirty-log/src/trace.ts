@@ -7,7 +7,11 @@ import type { AttachInfo, HarvestResult } from "./client.js";
  * previous harvest or arm, made while the VM was paused). Sync mode gives the exact order with
  * offsets from startNs; async mode gives cumulative classes, one per peek plus the harvest.
  */
-export function harvestToTraceRecord(epoch: number, h: HarvestResult, startNs: bigint = h.startNs): DirtyTraceRecord {
+export function harvestToTraceRecord(
+  epoch: number,
+  h: HarvestResult,
+  startNs: bigint = h.startNs,
+): DirtyTraceRecord {
   const offset = (t: bigint): number => (t > startNs ? Number(t - startNs) : 0);
   const base = { epoch, startNs, endNs: h.endNs > startNs ? h.endNs : startNs, dirty: h.dirty };
   const n = h.order.pages.length;

@@ -18,7 +18,14 @@ export class Harness {
   #waiters: ((line: string) => void)[] = [];
   stderr = "";
 
-  private constructor(dir: AgentDir, ramPath: string, pages: number, child: ChildProcessWithoutNullStreams, client: DirtyLogClient, lines: Interface) {
+  private constructor(
+    dir: AgentDir,
+    ramPath: string,
+    pages: number,
+    child: ChildProcessWithoutNullStreams,
+    client: DirtyLogClient,
+    lines: Interface,
+  ) {
     this.dir = dir;
     this.ramPath = ramPath;
     this.pages = pages;
@@ -35,6 +42,8 @@ export class Harness {
       env: { ...process.env, ...agentEnv(dir.socketPath, { exe }), ...env },
       stdio: ["pipe", "pipe", "pipe"],
     });
+    // A command written as the process dies must not become an uncaught EPIPE.
+    child.stdin.on("error", () => undefined);
     const lines = createInterface({ input: child.stdout });
     const waiters: ((line: string) => void)[] = [];
     let stderr = "";
@@ -77,7 +86,8 @@ export class Harness {
 
   async write(gen: number, pages: Iterable<number>): Promise<void> {
     const list = [...pages];
-    for (let i = 0; i < list.length; i += 4096) await this.cmd(`write ${gen} ${list.slice(i, i + 4096).join(",")}`);
+    for (let i = 0; i < list.length; i += 4096)
+      await this.cmd(`write ${gen} ${list.slice(i, i + 4096).join(",")}`);
   }
 
   async read(pages: Iterable<number>): Promise<void> {
