@@ -484,9 +484,12 @@ export class CheckpointStore {
     return readPageFrom(parts, await this.#indexes(parts), page);
   }
 
-  /** Hashes every file of every part used by `epoch` (default: all listed epochs) in full. */
+  /**
+   * Hashes every file of every part used by `epoch` (default: every global epoch) in full. Unlike
+   * `listEpochs`, an unreadable global manifest is an error here.
+   */
   async verify(epoch?: number): Promise<VerifyResult> {
-    const epochs = epoch === undefined ? await this.listEpochs() : [checkEpoch(epoch)];
+    const epochs = epoch === undefined ? await this.#globalEpochs() : [checkEpoch(epoch)];
     const seen = new Set<string>();
     let bytes = 0;
     for (const e of epochs) {

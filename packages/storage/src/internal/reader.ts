@@ -300,7 +300,8 @@ class WindowTarget implements PageTarget {
     readonly pageSize: number,
     windowPages: number,
   ) {
-    this.#win = Buffer.alloc(windowPages * pageSize);
+    // begin() zero-fills each window before use.
+    this.#win = Buffer.allocUnsafe(windowPages * pageSize);
   }
 
   begin(first: number, end: number): void {
