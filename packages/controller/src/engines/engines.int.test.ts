@@ -126,7 +126,9 @@ describe("checkpoint engines (real QEMU, TCG): checkpoint, SIGKILL, restore", ()
       expect(restored.restored.engine).toBe(engine.spec);
       const after = await memcheck(restored.vm);
       expect(after.nonce).toBe(first.nonce);
-      expect(after.steps).toBeLessThanOrEqual(beforeKill.steps);
+      // The guest ran on for a moment before this read, so only a lower bound is meaningful.
+      expect(after.verifies).toBeGreaterThanOrEqual(first.verifies);
+      expect(beforeKill.failures).toBe(0);
       const later = await waitFor(
         () => memcheck(restored.vm),
         (m) => m.verifies >= after.verifies + 3,
