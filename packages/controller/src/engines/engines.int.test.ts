@@ -3,6 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CheckpointStore } from "@vpc/storage";
 import { afterEach, describe, expect, it } from "vitest";
+import { CheckpointLoop } from "../checkpoint-loop.js";
 import { loadGuestImage } from "../guest-image.js";
 import type { Vm } from "../vm.js";
 import { type AgentVm, restoreVmWithAgent, startVmWithAgent } from "./agent-vm.js";
@@ -139,4 +140,43 @@ describe("checkpoint engines (real QEMU, TCG): checkpoint, SIGKILL, restore", ()
       await store.close();
     }, 180_000);
   }
+
+  // Class S finishes in well under a second in a TCG guest (FIELD-NOTES §5), before a 1 s
+  // checkpoint loop has taken an increment, so the test runs CG class W three times in a row (~3 s each in the guest) and kills
+  // the VM during the run.
+  it("NPB CG.W with vpc checkpoints every second, killed mid-run and restored, verifies", async () => {
+    const image = await loadGuestImage();
+    if (!image.npb.includes("cg")) throw new Error("guest image lacks NPB (run make images)");
+    work = await mkdtemp(join(tmpdir(), "vpc-engine-npb-"));
+    live = await startVmWithAgent({ name: "eng-npb", image });
+    const { vm, agent } = live;
+    await vm.run(
+      "cd /tmp && (for i in 1 2 3; do mpiexec -n 1 /opt/npb/bin/cg W || exit 1; done > /run/npb.out 2>&1; echo NPB-EXIT $? >> /run/npb.out) </dev/null >/dev/null 2>&1 &",
+    );
+    const store = await CheckpointStore.open(join(work, "store"), { create: true, fsync: false });
+    const engine = createEngine("vpc", { vm, store, agent });
+    const loop = new CheckpointLoop({ vm, engine, intervalMs: 1000 }).start();
+    await new Promise((r) => setTimeout(r, 3500));
+    const { lastCommitted, records } = await loop.stop();
+    await engine.close();
+    expect(records.every((r) => r.ok)).toBe(true);
+    expect(lastCommitted).toBeGreaterThanOrEqual(1);
+    const atKill = await vm.run("cat /run/npb.out");
+    expect(atKill).not.toContain("NPB-EXIT");
+    await vm.kill();
+    const agentDir = live.agentDir;
+    await agent.close();
+    live = undefined;
+    await agentDir.remove();
+    const restored = await restoreVmWithAgent({ store, vmId: vm.name, epoch: lastCommitted!, image });
+    live = restored;
+    const out = await waitFor(
+      () => restored.vm.run("cat /run/npb.out"),
+      (o) => o.includes("NPB-EXIT"),
+      120_000,
+    );
+    expect(out.match(/Verification\s*=\s*SUCCESSFUL/g)).toHaveLength(3);
+    expect(out).toContain("NPB-EXIT 0");
+    await store.close();
+  }, 240_000);
 });
