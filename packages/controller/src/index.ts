@@ -48,3 +48,5 @@ export {
 export * from "./engines/index.js";
 export * from "./checkpoint-loop.js";
 export * from "./restore.js";
+export * from "./cluster/index.js";
+export { runHostAgent } from "./agent/main.js";

@@ -65,7 +65,12 @@ export interface ClusterConfig {
   readonly intervalMs: number;
   readonly epochTimeoutMs: number;
   readonly hosts: readonly ClusterHostConfig[];
-  readonly workload: { readonly kernel: NpbKernel; readonly class: NpbClass; readonly np: number; readonly repeat: number };
+  readonly workload: {
+    readonly kernel: NpbKernel;
+    readonly class: NpbClass;
+    readonly np: number;
+    readonly repeat: number;
+  };
   readonly fsync: boolean;
 }
 
@@ -169,7 +174,8 @@ export function validateClusterConfig(input: unknown): ClusterConfig {
     const f = `hosts[${i}]`;
     if (typeof h !== "object" || h === null) fail(f, "must be an object");
     const ho = h as Record<string, unknown>;
-    if (typeof ho.name !== "string" || !NAME.test(ho.name)) fail(`${f}.name`, "must be 1-8 lowercase letters or digits");
+    if (typeof ho.name !== "string" || !NAME.test(ho.name))
+      fail(`${f}.name`, "must be 1-8 lowercase letters or digits");
     if (hostNames.has(ho.name)) fail(`${f}.name`, `duplicate host ${ho.name}`);
     hostNames.add(ho.name);
     if (!Array.isArray(ho.vms) || ho.vms.length === 0) fail(`${f}.vms`, "must be a non-empty array");
@@ -197,16 +203,22 @@ export function validateClusterConfig(input: unknown): ClusterConfig {
 
   const w = (c.workload ?? {}) as Record<string, unknown>;
   const kernel = w.kernel ?? "cg";
-  if (typeof kernel !== "string" || !isNpbKernel(kernel)) fail("workload.kernel", `unknown NPB kernel ${JSON.stringify(kernel)}`);
+  if (typeof kernel !== "string" || !isNpbKernel(kernel))
+    fail("workload.kernel", `unknown NPB kernel ${JSON.stringify(kernel)}`);
   const cls = w.class ?? "S";
-  if (typeof cls !== "string" || !isNpbClass(cls)) fail("workload.class", `unknown NPB class ${JSON.stringify(cls)}`);
+  if (typeof cls !== "string" || !isNpbClass(cls))
+    fail("workload.class", `unknown NPB class ${JSON.stringify(cls)}`);
   const np = int("workload.np", w.np, 1, 1024, vmIndex);
   const repeat = int("workload.repeat", w.repeat, 1, 1000, 1);
   if (c.fsync !== undefined && typeof c.fsync !== "boolean") fail("fsync", "must be true or false");
 
   return {
     name,
-    fabric: { prefix: c.fabricPrefix === undefined ? "10.77.0.0/24" : String(c.fabricPrefix), bridgeIp: formatIp(fabric.base + 1), prefixLength: fabric.length },
+    fabric: {
+      prefix: c.fabricPrefix === undefined ? "10.77.0.0/24" : String(c.fabricPrefix),
+      bridgeIp: formatIp(fabric.base + 1),
+      prefixLength: fabric.length,
+    },
     dataPrefix: c.dataPrefix === undefined ? "192.168.77.0/24" : String(c.dataPrefix),
     engine,
     intervalMs,

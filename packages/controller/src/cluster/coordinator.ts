@@ -42,7 +42,11 @@ export type RoundState = "collecting" | "ready" | "committed" | "aborted";
 
 export type RoundDecision =
   | { readonly type: "commit"; readonly epoch: number; readonly reports: readonly HostEpochReport[] }
-  | { readonly type: "abort"; readonly epoch: number; readonly failed: readonly { hostId: string; reason: string }[] };
+  | {
+      readonly type: "abort";
+      readonly epoch: number;
+      readonly failed: readonly { hostId: string; reason: string }[];
+    };
 
 /** The state of one epoch's round. Pure: callers feed outcomes, it returns the decision once. */
 export class EpochRound {
@@ -99,7 +103,8 @@ export class EpochRound {
 
   /** Writing the commit point failed: the epoch is aborted after all. */
   commitFailed(reason: string): RoundDecision {
-    if (this.#state !== "ready") throw new Error(`round ${this.epoch}: commitFailed() in state ${this.#state}`);
+    if (this.#state !== "ready")
+      throw new Error(`round ${this.epoch}: commitFailed() in state ${this.#state}`);
     return this.#abort([{ hostId: "controller", reason }]);
   }
 

@@ -69,7 +69,11 @@ export class RpcPeer {
     return this.#closed;
   }
 
-  call<T = unknown>(method: string, params: unknown = null, options: { timeoutMs?: number } = {}): Promise<T> {
+  call<T = unknown>(
+    method: string,
+    params: unknown = null,
+    options: { timeoutMs?: number } = {},
+  ): Promise<T> {
     if (this.#closeReason) {
       return Promise.reject(
         new RpcError("RPC_INTERRUPTED", `${method}: connection is closed`, {
@@ -159,7 +163,7 @@ export class RpcPeer {
         return;
       case "result":
       case "error": {
-        if (m.id === null) {
+        if (m.type === "error" && m.id === null) {
           this.close(
             new RpcError("RPC_PROTOCOL", `peer reported a protocol error: ${m.error.message}`, {
               hostId: this.#o.peerId,
@@ -168,12 +172,13 @@ export class RpcPeer {
           );
           return;
         }
-        const p = this.#pending.get(m.id);
+        const id = m.id as string;
+        const p = this.#pending.get(id);
         if (!p) {
           log.log("warn", "rpc.unknown-id", { id: m.id, peer: this.#o.peerId });
           return;
         }
-        this.#pending.delete(m.id);
+        this.#pending.delete(id);
         clearTimeout(p.timer);
         if (m.type === "result") p.resolve(m.value);
         else

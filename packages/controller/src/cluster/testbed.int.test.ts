@@ -20,7 +20,13 @@ function sshExec(state: TestbedState, host: string, command: string): Promise<st
       }),
     )
       .on("error", reject)
-      .connect({ host, port: 22, username: "root", privateKey: readFileSync(state.clientKey), hostVerifier: () => true });
+      .connect({
+        host,
+        port: 22,
+        username: "root",
+        privateKey: readFileSync(state.clientKey),
+        hostVerifier: () => true,
+      });
   });
 }
 

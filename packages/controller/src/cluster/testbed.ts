@@ -92,7 +92,8 @@ export async function readTestbedState(runDir: string): Promise<TestbedState> {
     throw new TestbedError("read-state", `no readable ${path}`, { cause });
   }
   const s = parsed as TestbedState;
-  if (s.format !== TESTBED_STATE_FORMAT) throw new TestbedError("read-state", `${path}: not ${TESTBED_STATE_FORMAT}`);
+  if (s.format !== TESTBED_STATE_FORMAT)
+    throw new TestbedError("read-state", `${path}: not ${TESTBED_STATE_FORMAT}`);
   return s;
 }
 
@@ -142,11 +143,22 @@ export async function testbedUp(options: TestbedUpOptions): Promise<TestbedState
     const pub = keyOut.split("\n").find((l) => l.startsWith("ssh-ed25519 "));
     if (!pub) throw new TestbedError("keygen", "dropbearkey printed no public key line");
     // ssh2 does not read dropbear's own key format.
-    await run("keygen", "dropbearconvert", ["dropbear", "openssh", `${state.clientKey}.dropbear`, state.clientKey]);
+    await run("keygen", "dropbearconvert", [
+      "dropbear",
+      "openssh",
+      `${state.clientKey}.dropbear`,
+      state.clientKey,
+    ]);
 
     await run("bridge", "ip", ["link", "add", state.bridge, "type", "bridge"]);
     await saveState(state);
-    await run("bridge", "ip", ["addr", "add", `${state.bridgeIp}/${state.prefixLength}`, "dev", state.bridge]);
+    await run("bridge", "ip", [
+      "addr",
+      "add",
+      `${state.bridgeIp}/${state.prefixLength}`,
+      "dev",
+      state.bridge,
+    ]);
     await run("bridge", "ip", ["link", "set", state.bridge, "up"]);
 
     for (const spec of options.hosts) {
@@ -167,9 +179,28 @@ export async function testbedUp(options: TestbedUpOptions): Promise<TestbedState
       await mkdir(join(host.dir, "tmp"), { recursive: true, mode: 0o700 });
       await mkdir(host.shmDir, { recursive: true, mode: 0o700 });
       await run("netns", "ip", ["netns", "add", host.netns]);
-      await run("veth", "ip", ["link", "add", host.veth, "type", "veth", "peer", "name", "fab0", "netns", host.netns]);
+      await run("veth", "ip", [
+        "link",
+        "add",
+        host.veth,
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "fab0",
+        "netns",
+        host.netns,
+      ]);
       await run("veth", "ip", ["link", "set", host.veth, "master", state.bridge, "up"]);
-      await run("veth", "ip", ["-n", host.netns, "addr", "add", `${host.ip}/${state.prefixLength}`, "dev", "fab0"]);
+      await run("veth", "ip", [
+        "-n",
+        host.netns,
+        "addr",
+        "add",
+        `${host.ip}/${state.prefixLength}`,
+        "dev",
+        "fab0",
+      ]);
       await run("veth", "ip", ["-n", host.netns, "link", "set", "fab0", "up"]);
       await run("veth", "ip", ["-n", host.netns, "link", "set", "lo", "up"]);
 
@@ -297,7 +328,8 @@ export async function testbedDown(runDir: string, options: { keepRunDir?: boolea
     }
     // Deleting the namespace destroys its veth end and with it the pair, asynchronously.
     for (let i = 0; i < 40 && (await linkExists(h.veth)); i++) await new Promise((r) => setTimeout(r, 25));
-    if (await linkExists(h.veth)) await step(`link ${h.veth}`, () => run("veth", "ip", ["link", "del", h.veth]));
+    if (await linkExists(h.veth))
+      await step(`link ${h.veth}`, () => run("veth", "ip", ["link", "del", h.veth]));
   }
   if (await linkExists(state.bridge))
     await step(`link ${state.bridge}`, () => run("bridge", "ip", ["link", "del", state.bridge]));

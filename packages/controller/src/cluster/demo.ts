@@ -1,0 +1,156 @@
+/**
+ * The cluster scenario end to end: netns hosts up, cluster booted, an NPB kernel across every VM
+ * with global checkpoints each interval, the whole cluster SIGKILLed mid-run and restored from
+ * the last committed epoch, the run finished and verified, everything torn down.
+ */
+import { parseNpbResult } from "@vpc/npb";
+import type { Logger } from "../logger.js";
+import { Cluster } from "./cluster.js";
+import { type ClusterConfig, clusterVms } from "./config.js";
+import type { EpochMetrics } from "./coordinator.js";
+import { ClusterError } from "./errors.js";
+import { testbedDown, testbedLeftovers, testbedUp } from "./testbed.js";
+
+export interface ClusterDemoOptions {
+  readonly config: ClusterConfig;
+  readonly image?: string;
+  readonly logger?: Logger;
+  readonly onProgress?: (line: string) => void;
+  /** Committed epochs to wait for before the kill (default 2). */
+  readonly killAfterEpochs?: number;
+  /** Whole run limit (default 1 500 000 ms). */
+  readonly timeoutMs?: number;
+  /** Keep the testbed run directory (logs, stores, manifest) after tear-down. */
+  readonly keepRunDir?: boolean;
+}
+
+export interface ClusterDemoResult {
+  readonly verified: boolean;
+  /** Every `Verification = ...` line of the run, in order. */
+  readonly verificationLines: readonly string[];
+  readonly runs: number;
+  readonly killedAfterEpoch: number;
+  readonly restoredEpoch: number;
+  readonly restoreMs: number;
+  readonly replayedFrames: number;
+  readonly epochs: readonly EpochMetrics[];
+  readonly abortedEpochs: number;
+  readonly wallMs: number;
+  /** What was still there after tear-down (must be empty). */
+  readonly leftovers: readonly string[];
+  readonly runDir: string;
+}
+
+const OUT = "/root/npb.out";
+const DONE = "VPC-NPB-DONE";
+
+export function workloadCommand(config: ClusterConfig): string {
+  const vms = clusterVms(config).map((v) => v.name);
+  const w = config.workload;
+  const one = `mpiexec -launcher ssh -iface eth1 -hosts ${vms.join(",")} -n ${w.np} /opt/npb/bin/${w.kernel} ${w.class}`;
+  const loop = `i=0; while [ $i -lt ${w.repeat} ]; do i=$((i+1)); ${one} || exit 1; done`;
+  // In the background with every descriptor redirected, so the SSH exec returns at once; the
+  // output lives in guest RAM and so survives a restore.
+  return `cd /root && nohup sh -c '${loop}; echo ${DONE} rc=$?' >${OUT} 2>&1 </dev/null &`;
+}
+
+export async function runClusterDemo(o: ClusterDemoOptions): Promise<ClusterDemoResult> {
+  const t0 = performance.now();
+  const say = (l: string): void => o.onProgress?.(l);
+  const { config } = o;
+  const deadline = Date.now() + (o.timeoutMs ?? 1_500_000);
+  say(`testbed: ${config.hosts.length} netns hosts on ${config.fabric.prefix}`);
+  const testbed = await testbedUp({
+    hosts: config.hosts.map((h) => ({ name: h.name, ip: h.fabricIp })),
+    bridgeIp: config.fabric.bridgeIp,
+    prefixLength: config.fabric.prefixLength,
+  });
+  let cluster: Cluster | undefined;
+  try {
+    const common = {
+      config,
+      testbed,
+      ...(o.image === undefined ? {} : { image: o.image }),
+      ...(o.logger === undefined ? {} : { logger: o.logger }),
+      ...(o.onProgress === undefined ? {} : { onProgress: o.onProgress }),
+    };
+    cluster = await Cluster.start(common);
+    const first = clusterVms(config)[0]!.name;
+    const show = (m: EpochMetrics | Error): void =>
+      say(
+        m instanceof Error
+          ? `epoch aborted: ${m.message}`
+          : `epoch ${m.epoch}: VC downtime ${m.vcDowntimeMs.toFixed(1)} ms, held ${m.heldFrames}, logged ${m.loggedFrames}, ${(m.checkpointBytes / 1e6).toFixed(1)} MB`,
+      );
+    say(
+      `workload: ${config.workload.kernel.toUpperCase()}.${config.workload.class} -n ${config.workload.np} ×${config.workload.repeat}`,
+    );
+    await cluster.exec(first, workloadCommand(config), 30_000);
+    cluster.startCheckpoints(show);
+    const want = o.killAfterEpochs ?? 2;
+    while ((await cluster.committedEpochs()).length < want) {
+      if (Date.now() > deadline) throw new ClusterError("CLUSTER_STATE", "no checkpoints committed in time");
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    const out0 = (await cluster.exec(first, `cat ${OUT}`)).stdout;
+    if (out0.includes(DONE)) say("warning: the workload finished before the kill; raise workload.repeat");
+    const before = [...cluster.metrics];
+    const abortedBefore = cluster.aborted.length;
+    say("killing the whole cluster (SIGKILL every QEMU, drop every agent)");
+    await cluster.kill();
+    const killedAfterEpoch = (await cluster.committedEpochs()).at(-1)!;
+    const restored = await Cluster.restore(common);
+    cluster = restored.cluster;
+    const { result } = restored;
+    say(
+      `restored epoch ${result.epoch} in ${(result.totalMs / 1000).toFixed(2)} s (replayed ${result.vms.reduce((a, v) => a + v.replayed, 0)} frames)`,
+    );
+    cluster.startCheckpoints(show);
+    let out = "";
+    for (;;) {
+      if (Date.now() > deadline)
+        throw new ClusterError("CLUSTER_STATE", `workload not finished in time; output so far:\n${out}`);
+      out = (await cluster.exec(first, `cat ${OUT}`, 30_000)).stdout;
+      if (out.includes(DONE)) break;
+      await new Promise((r) => setTimeout(r, 2000));
+    }
+    await cluster.stopCheckpoints();
+    const verificationLines = out
+      .split("\n")
+      .filter((l) => /Verification\s*=/.test(l))
+      .map((l) => l.trim());
+    const blocks = out
+      .split(/(?=\n\s*\S+ Benchmark Completed\.)/)
+      .filter((b) => b.includes("Benchmark Completed."));
+    const verified =
+      out.includes(`${DONE} rc=0`) &&
+      blocks.length === config.workload.repeat &&
+      blocks.every((b) => parseNpbResult(b).verified);
+    const epochs = [...before, ...cluster.metrics];
+    const aborted = abortedBefore + cluster.aborted.length;
+    await cluster.close();
+    cluster = undefined;
+    if (!verified) say(`workload output:\n${out}`);
+    return {
+      verified,
+      verificationLines,
+      runs: blocks.length,
+      killedAfterEpoch,
+      restoredEpoch: result.epoch,
+      restoreMs: result.totalMs,
+      replayedFrames: result.vms.reduce((a, v) => a + v.replayed, 0),
+      epochs,
+      abortedEpochs: aborted,
+      wallMs: performance.now() - t0,
+      leftovers: [],
+      runDir: testbed.runDir,
+    };
+  } finally {
+    await cluster?.close().catch(() => undefined);
+    await testbedDown(testbed.runDir, { keepRunDir: o.keepRunDir ?? false }).catch((e: unknown) =>
+      say(`tear-down failed: ${(e as Error).message}`),
+    );
+    const left = await testbedLeftovers(testbed);
+    if (left.length > 0) say(`left behind: ${left.join(", ")}`);
+  }
+}

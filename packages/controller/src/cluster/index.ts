@@ -1,0 +1,47 @@
+export {
+  CLUSTER_MANIFEST_FORMAT,
+  Cluster,
+  type ClusterOptions,
+  type RestoreResult as ClusterRestoreResult,
+} from "./cluster.js";
+export {
+  type ClusterConfig,
+  type ClusterConfigInput,
+  type ClusterHostConfig,
+  type ClusterVmConfig,
+  clusterVms,
+  loadClusterConfig,
+  validateClusterConfig,
+} from "./config.js";
+export {
+  type EpochMetrics,
+  type EpochParticipant,
+  EpochRound,
+  epochMetrics,
+  type HostEpochReport,
+  type RoundDecision,
+  type RoundState,
+  runGlobalEpoch,
+  type VmEpochReport,
+} from "./coordinator.js";
+export { type ClusterDemoOptions, type ClusterDemoResult, runClusterDemo } from "./demo.js";
+export {
+  ClusterConfigError,
+  ClusterError,
+  type ClusterErrorCode,
+  EpochAbortedError,
+  type RemoteErrorInfo,
+  RpcError,
+  TestbedError,
+} from "./errors.js";
+export { type RpcHandler, RpcPeer, type RpcPeerOptions } from "./rpc.js";
+export { encodeRpcMessage, MAX_RPC_FRAME_BYTES, RpcDecoder, type RpcMessage } from "./rpc-codec.js";
+export {
+  readTestbedState,
+  type TestbedHost,
+  type TestbedState,
+  type TestbedUpOptions,
+  testbedDown,
+  testbedLeftovers,
+  testbedUp,
+} from "./testbed.js";
