@@ -1,8 +1,11 @@
 /** The `vpc` command line: argument parsing, output and exit codes. */
 import { parseArgs } from "node:util";
 import { ControllerError, createJsonLogger, type LogLevel, reapNow } from "@vpc/controller";
+import { runEvalCli, runReportCli } from "@vpc/eval";
 import { runPredictorCli } from "@vpc/predictor";
+import { runClusterCli } from "./cluster.js";
 import { type DemoOptions, type DemoResult, runDemo } from "./demo.js";
+import { runCheckpointCommand, runRestoreCommand } from "./vm-commands.js";
 
 export const EXIT_OK = 0;
 export const EXIT_FAILED = 1;
@@ -17,6 +20,11 @@ const USAGE = `Usage: vpc <command> [options]
 
 Commands:
   demo                      boot a VM, checkpoint it, kill it, restore it, and check that it continued
+  cluster demo|up|down      netns hosts, a VM cluster running NPB with global checkpoints, kill + restore
+  checkpoint --store DIR    boot a VM and take checkpoints with an engine (stop-copy, cow, vpc, ...)
+  restore --store DIR       restart a VM from a committed epoch of a checkpoint store
+  eval NAME... [--quick]    run evaluation experiments (solo, vc-scale, interval, predictor, restore)
+  report RESULTS_DIR        write a Markdown + HTML report with SVG charts from eval results
   predictor eval TRACE      compare prediction strategies on a recorded dirty trace
   predictor generate ...    write a synthetic dirty trace
   predictor strategies      list the strategies and their parameters
@@ -129,7 +137,12 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
     (command === undefined ? io.stderr : io.stdout)(`${USAGE}\n`);
     return command === undefined ? EXIT_USAGE : EXIT_OK;
   }
+  if (command === "cluster") return runClusterCli(rest, io);
   if (command === "predictor") return runPredictorCli([...rest], io);
+  if (command === "eval") return runEvalCli(rest, io);
+  if (command === "report") return runReportCli(rest, io);
+  if (command === "checkpoint") return runCheckpointCommand(rest, io);
+  if (command === "restore") return runRestoreCommand(rest, io);
   if (command !== "demo") {
     io.stderr(`vpc: unknown command "${command}"\n\n${USAGE}\n`);
     return EXIT_USAGE;
