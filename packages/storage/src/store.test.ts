@@ -167,6 +167,26 @@ describe("CheckpointStore round trip", () => {
   });
 });
 
+describe("CheckpointStore lazy reads", () => {
+  it("keeps serving pages after another store instance compacted the chain away", async () => {
+    const writer = await fresh();
+    const plan = { seed: 8, ramPages: 30, epochs: 4, vms: 1, opts: {}, compactAt: 0 };
+    const want = (await writeChain(writer, plan)).get("vm0")![3]!;
+    const reader = await CheckpointStore.open(writer.dir, { readOnly: true });
+    expect((await reader.readPage("vm0", 3, 0)).equals(want.subarray(0, PS))).toBe(true);
+    await writer.compact(3);
+    expect(await readdir(join(writer.dir, "vms", "vm0"))).toEqual(["b0000000000000003"]);
+    for (let p = 0; p < plan.ramPages; p++) {
+      expect(
+        (await reader.readPage("vm0", 3, p)).equals(want.subarray(p * PS, (p + 1) * PS)),
+        `page ${p}`,
+      ).toBe(true);
+    }
+    await reader.close();
+    await writer.close();
+  });
+});
+
 describe("CheckpointStore commit rules", () => {
   it("hides epochs without a global commit and removes them on the next open", async () => {
     const dir = join(root, "hide");

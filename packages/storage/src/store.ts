@@ -56,6 +56,7 @@ import { MAX_SLOTS } from "./internal/pagemap.js";
 import {
   loadIndex,
   materialize,
+  PagesFile,
   type Part,
   type RestoreStrategy,
   readBlobPayload,
@@ -159,6 +160,8 @@ export class CheckpointStore {
   #writers = new Map<string, EpochWriter>();
   #activeTemps = new Set<string>();
   #indexCache = new Map<string, PageIndex>();
+  #chainCache = new Map<string, Part[]>();
+  #pagesFiles = new Map<string, PagesFile>();
   #queue: Promise<unknown> = Promise.resolve();
 
   private constructor(dir: string, opts: OpenOptions) {
@@ -220,6 +223,7 @@ export class CheckpointStore {
     this.#closed = true;
     for (const w of [...this.#writers.values()]) await w.abort();
     await this.#queue;
+    await this.#dropReadCaches();
     if (!this.readOnly) await this.#unlock();
   }
 
@@ -474,14 +478,58 @@ export class CheckpointStore {
     return readBlobPayload(parts[0]!, "chanlog");
   }
 
-  /** One page of VM `vmId` at `epoch`, reading only the chain's indexes and one block. */
+  /**
+   * One page of VM `vmId` at `epoch`, reading only the chain's indexes and one block. The resolved
+   * chain, its indexes and open pages files are cached for lazy restore; a failure on cached state is
+   * retried once from scratch (another process may have compacted the store meanwhile).
+   */
   async readPage(vmId: string, epoch: number, page: number): Promise<Buffer> {
-    const parts = await this.#resolveChain(checkVmId(vmId), checkEpoch(epoch, vmId), page);
+    checkVmId(vmId);
+    checkEpoch(epoch, vmId);
+    const key = `${vmId}/${epoch}`;
+    const cached = this.#chainCache.get(key);
+    if (cached) {
+      try {
+        return await this.#readPageOf(cached, vmId, epoch, page);
+      } catch (e) {
+        if (StoreError.isInstance(e) && e.code === "ARGUMENT") throw e;
+        await this.#dropReadCaches();
+      }
+    }
+    const parts = await this.#resolveChain(vmId, epoch, page);
+    if (this.#chainCache.size >= 256) this.#chainCache.delete(this.#chainCache.keys().next().value!);
+    this.#chainCache.set(key, parts);
+    return this.#readPageOf(parts, vmId, epoch, page);
+  }
+
+  async #readPageOf(parts: Part[], vmId: string, epoch: number, page: number): Promise<Buffer> {
     const m = parts[0]!.manifest;
     if (!Number.isInteger(page) || page < 0 || page >= m.guestRamBytes / m.pageSize) {
       throw new StoreArgumentError(`page ${page} is outside guest RAM`, { vmId, epoch });
     }
-    return readPageFrom(parts, await this.#indexes(parts), page);
+    const indexes = await this.#indexes(parts);
+    return readPageFrom(parts, indexes, page, async (k) => {
+      const part = parts[k]!;
+      const id = `${part.dir}#${part.manifestHash}`;
+      let pf = this.#pagesFiles.get(id);
+      if (!pf) {
+        if (this.#pagesFiles.size >= 64) {
+          const [oldest, file] = this.#pagesFiles.entries().next().value!;
+          this.#pagesFiles.delete(oldest);
+          await file.close();
+        }
+        pf = await PagesFile.open(part, indexes[k]!);
+        this.#pagesFiles.set(id, pf);
+      }
+      return pf;
+    });
+  }
+
+  async #dropReadCaches(): Promise<void> {
+    this.#chainCache.clear();
+    const files = [...this.#pagesFiles.values()];
+    this.#pagesFiles.clear();
+    for (const f of files) await f.close().catch(() => undefined);
   }
 
   /**
@@ -648,6 +696,7 @@ export class CheckpointStore {
    * When any manifest cannot be read it keeps every part of the VMs concerned.
    */
   async #gc(startup: boolean): Promise<string[]> {
+    await this.#dropReadCaches();
     const removed: string[] = [];
     const drop = async (path: string, parent: string): Promise<void> => {
       await removeTree(path, join(parent, tempName("del")));

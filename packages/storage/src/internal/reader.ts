@@ -106,7 +106,7 @@ export function readBlobPayload(part: Part, name: "devstate" | "chanlog"): Promi
 }
 
 /** An open `pages` file whose length and header have been checked. */
-class PagesFile {
+export class PagesFile {
   private constructor(
     readonly fh: FileHandle,
     readonly ctx: Ctx,
@@ -469,6 +469,7 @@ export async function readPageFrom(
   parts: readonly Part[],
   indexes: readonly PageIndex[],
   page: number,
+  pagesFile: (k: number) => Promise<PagesFile>,
 ): Promise<Buffer> {
   for (let k = 0; k < parts.length; k++) {
     const ix = indexes[k]!;
@@ -481,14 +482,10 @@ export async function readPageFrom(
     if (slot0 === ZERO_RUN) break;
     const slot = slot0 + (page - ix.runs[r * 3]!);
     const b = Math.floor(slot / ix.pagesPerBlock);
-    const pf = await PagesFile.open(parts[k]!, ix);
-    try {
-      const [pages] = await pf.readBlocks(b, b, Buffer.allocUnsafe(ix.blocks.storedBytes[b]!));
-      const at = (slot - b * ix.pagesPerBlock) * ix.pageSize;
-      return Buffer.from(pages!.subarray(at, at + ix.pageSize));
-    } finally {
-      await pf.close();
-    }
+    const pf = await pagesFile(k);
+    const [pages] = await pf.readBlocks(b, b, Buffer.allocUnsafe(ix.blocks.storedBytes[b]!));
+    const at = (slot - b * ix.pagesPerBlock) * ix.pageSize;
+    return Buffer.from(pages!.subarray(at, at + ix.pageSize));
   }
   return Buffer.alloc(parts[0]!.manifest.pageSize);
 }
