@@ -49,9 +49,9 @@ export function workloadCommand(config: ClusterConfig): string {
   const w = config.workload;
   const one = `mpiexec -launcher ssh -iface eth1 -hosts ${vms.join(",")} -n ${w.np} /opt/npb/bin/${w.kernel} ${w.class}`;
   const loop = `i=0; while [ $i -lt ${w.repeat} ]; do i=$((i+1)); ${one} || exit 1; done`;
-  // In the background with every descriptor redirected, so the SSH exec returns at once; the
+  // setsid (busybox has no nohup), in the background with every descriptor redirected, so the SSH exec returns at once; the
   // output lives in guest RAM and so survives a restore.
-  return `cd /root && nohup sh -c '${loop}; echo ${DONE} rc=$?' >${OUT} 2>&1 </dev/null &`;
+  return `cd /root && setsid sh -c '${loop}; echo ${DONE} rc=$?' >${OUT} 2>&1 </dev/null &`;
 }
 
 export async function runClusterDemo(o: ClusterDemoOptions): Promise<ClusterDemoResult> {

@@ -1,0 +1,139 @@
+/** `vpc cluster demo|up|down`: the virtual-cluster scenario on emulated netns hosts. */
+import { existsSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { parseArgs } from "node:util";
+import {
+  type ClusterDemoResult,
+  ClusterError,
+  ControllerError,
+  loadClusterConfig,
+  reapNow,
+  runClusterDemo,
+  testbedDown,
+  testbedUp,
+} from "@vpc/controller";
+
+interface Io {
+  readonly stdout: (text: string) => void;
+  readonly stderr: (text: string) => void;
+}
+
+export const CLUSTER_USAGE = `Usage: vpc cluster <demo|up|down> [options]
+
+  demo [--config FILE] [--json] [--keep]
+      two netns hosts, a VM cluster, an NPB kernel across it with global checkpoints every
+      interval; kills the whole cluster mid-run, restores it from the last committed epoch,
+      prints the verification line and a metrics summary, tears everything down
+  up [--config FILE]      create the netns hosts of the config; prints the run directory
+  down RUN_DIR            remove everything "up" created (namespaces, links, processes, shm)
+
+Options:
+  --config FILE   cluster description (default testbed/default.json of the repository)
+  --json          print the result as JSON
+  --keep          keep the run directory (stores, manifest, agent logs) after tear-down`;
+
+function defaultConfig(): string {
+  let dir = process.cwd();
+  for (let i = 0; i < 8; i++) {
+    const p = join(dir, "testbed", "default.json");
+    if (existsSync(p)) return p;
+    dir = dirname(dir);
+  }
+  return resolve("testbed/default.json");
+}
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length === 0 ? Number.NaN : (s[(s.length - 1) >> 1]! + s[s.length >> 1]!) / 2;
+};
+
+export function formatClusterSummary(r: ClusterDemoResult): string {
+  const incr = r.epochs.filter((e) => !e.full);
+  const solo = incr.flatMap((e) => Object.values(e.soloDowntimeMs));
+  const lines = [
+    ...r.verificationLines.map((l) => `  ${l}`),
+    `result            ${r.verified ? "VERIFIED" : "NOT VERIFIED"} (${r.runs} runs)`,
+    `epochs            ${r.epochs.length} committed, ${r.abortedEpochs} aborted; killed after epoch ${r.killedAfterEpoch}, restored epoch ${r.restoredEpoch}`,
+    `restore           ${(r.restoreMs / 1000).toFixed(2)} s for the whole cluster, ${r.replayedFrames} channel-log frames replayed`,
+    `VC downtime       median ${median(incr.map((e) => e.vcDowntimeMs)).toFixed(1)} ms (incremental epochs), max ${Math.max(...r.epochs.map((e) => e.vcDowntimeMs)).toFixed(1)} ms`,
+    `solo downtime     median ${median(solo).toFixed(1)} ms, max ${Math.max(...solo).toFixed(1)} ms`,
+    `frames            held ${r.epochs.reduce((a, e) => a + e.heldFrames, 0)}, logged ${r.epochs.reduce((a, e) => a + e.loggedFrames, 0)}`,
+    `wall time         ${(r.wallMs / 1000).toFixed(1)} s`,
+  ];
+  return lines.join("\n");
+}
+
+export async function runClusterCli(args: readonly string[], io: Io): Promise<number> {
+  const [sub, ...rest] = args;
+  if (sub === undefined || sub === "-h" || sub === "--help") {
+    (sub === undefined ? io.stderr : io.stdout)(`${CLUSTER_USAGE}\n`);
+    return sub === undefined ? 2 : 0;
+  }
+  let values: {
+    config?: string | undefined;
+    json?: boolean | undefined;
+    keep?: boolean | undefined;
+    help?: boolean | undefined;
+  };
+  let positionals: string[];
+  try {
+    ({ values, positionals } = parseArgs({
+      args: [...rest],
+      allowPositionals: true,
+      options: {
+        config: { type: "string" },
+        json: { type: "boolean" },
+        keep: { type: "boolean" },
+        help: { type: "boolean", short: "h" },
+      },
+    }));
+  } catch (e) {
+    io.stderr(`vpc cluster: ${(e as Error).message}\n\n${CLUSTER_USAGE}\n`);
+    return 2;
+  }
+  if (values.help) {
+    io.stdout(`${CLUSTER_USAGE}\n`);
+    return 0;
+  }
+  const onSignal = (): void => {
+    reapNow();
+    process.exit(130);
+  };
+  try {
+    if (sub === "down") {
+      if (positionals.length !== 1) throw new Error("down needs RUN_DIR");
+      for (const r of await testbedDown(positionals[0]!)) io.stdout(`removed ${r}\n`);
+      return 0;
+    }
+    const config = await loadClusterConfig(values.config ?? defaultConfig());
+    if (sub === "up") {
+      const st = await testbedUp({
+        hosts: config.hosts.map((h) => ({ name: h.name, ip: h.fabricIp })),
+        bridgeIp: config.fabric.bridgeIp,
+        prefixLength: config.fabric.prefixLength,
+      });
+      io.stdout(
+        `${values.json ? JSON.stringify(st) : `testbed up: ${st.hosts.map((h) => `${h.name} ${h.ip}`).join(", ")}\nrun dir: ${st.runDir}\n(vpc cluster down ${st.runDir})`}\n`,
+      );
+      return 0;
+    }
+    if (sub !== "demo") {
+      io.stderr(`vpc cluster: unknown subcommand "${sub}"\n\n${CLUSTER_USAGE}\n`);
+      return 2;
+    }
+    process.once("SIGINT", onSignal);
+    const r = await runClusterDemo({
+      config,
+      keepRunDir: values.keep ?? false,
+      ...(values.json ? {} : { onProgress: (l: string) => io.stdout(`${l}\n`) }),
+    });
+    io.stdout(values.json ? `${JSON.stringify(r, null, 2)}\n` : `${formatClusterSummary(r)}\n`);
+    return r.verified ? 0 : 1;
+  } catch (e) {
+    const code = ClusterError.isInstance(e) || ControllerError.isInstance(e) ? ` [${e.code}]` : "";
+    io.stderr(`vpc cluster ${sub}: failed${code}: ${e instanceof Error ? e.message : String(e)}\n`);
+    return 1;
+  } finally {
+    process.removeListener("SIGINT", onSignal);
+  }
+}
