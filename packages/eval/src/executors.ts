@@ -1,0 +1,244 @@
+/**
+ * The real cell executors, on the controller's engine API (`startVmWithAgent`, `createEngine`,
+ * `CheckpointLoop`, `restoreVmWithAgent`) and NPB in the guest image. Experiments whose API does
+ * not exist yet fail each cell with `NOT_AVAILABLE` (recorded, never a fake result).
+ */
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import {
+  type AgentVm,
+  CheckpointLoop,
+  type ClosableEngine,
+  type CheckpointRecord as ControllerRecord,
+  createEngine,
+  type GuestImage,
+  loadGuestImage,
+  restoreVmWithAgent,
+  startVmWithAgent,
+} from "@vpc/controller";
+import { CheckpointStore } from "@vpc/storage";
+import { EvaluationError, notAvailable } from "./errors.js";
+import { type Cell, type ExperimentName, NO_CHECKPOINT, type ResultRecord } from "./format.js";
+import type { CellContext, CellExecutor } from "./runner.js";
+
+/** Maps one controller checkpoint record to a results record (ARCHITECTURE §2 names kept). */
+export function toResultRecord(r: ControllerRecord): ResultRecord {
+  if (!r.ok) {
+    return {
+      type: "checkpoint-failure",
+      vmId: r.vmId,
+      epoch: r.epoch,
+      engine: r.engine,
+      stage: r.stage,
+      error: { name: r.error.name, code: r.error.code ?? null, message: r.error.message },
+    };
+  }
+  const p = r.prediction;
+  return {
+    type: "checkpoint",
+    vmId: r.vmId,
+    epoch: r.epoch,
+    engine: r.engine,
+    full: r.full,
+    pauseMs: r.pauseMs,
+    stallMs: r.stallMs,
+    soloDowntimeMs: r.soloDowntimeMs,
+    memoryOverhead: r.memoryOverhead,
+    checkpointBytes: r.checkpointBytes,
+    durableMs: r.durableMs,
+    pagesDirty: r.pagesDirty,
+    pagesCopiedInPause: r.pagesCopiedInPause,
+    pagesProtected: r.pagesProtected,
+    pagesCowCopied: r.pagesCowCopied,
+    cowFaults: r.cowFaults,
+    precision: p?.precision ?? null,
+    recall: p?.recall ?? null,
+    predicted: p?.predicted ?? null,
+    hits: p?.hits ?? null,
+    written: p?.written ?? null,
+    predictionApproximate: p?.approximate ?? null,
+  };
+}
+
+const VC_NEEDS =
+  "the virtual-cluster API in @vpc/controller (global checkpoints of several VMs over the vnet: " +
+  "packages/controller/src/cluster is not exported from the package yet)";
+
+/** The guest command: the kernel `runs` times back to back, stopping at the first failure. */
+export function kernelCommand(cell: Pick<Cell, "kernel" | "cls" | "kernelRuns">): string {
+  if (!/^[a-z]+$/.test(cell.kernel) || !/^[A-Z]$/.test(cell.cls)) {
+    throw new EvaluationError("CONFIG", `bad NPB kernel/class: ${cell.kernel} ${cell.cls}`);
+  }
+  return `cd /tmp && for i in $(seq ${cell.kernelRuns}); do mpiexec -n 1 /opt/npb/bin/${cell.kernel} ${cell.cls} || exit 1; done 2>&1`;
+}
+
+export function countVerified(stdout: string): number {
+  return (stdout.match(/Verification\s*=\s*SUCCESSFUL/g) ?? []).length;
+}
+
+interface Live {
+  readonly image: GuestImage;
+  readonly work: string;
+  readonly agentVm: AgentVm;
+  readonly store: CheckpointStore | undefined;
+  readonly engine: ClosableEngine | undefined;
+}
+
+/** Boots one VM with the agent (and an engine + store unless `none`), runs `body`, cleans up always. */
+async function withVm<T>(cell: Cell, ctx: CellContext, body: (live: Live) => Promise<T>): Promise<T> {
+  if (cell.vms !== 1 || cell.hosts !== 1) throw notAvailable(VC_NEEDS);
+  const image = await loadGuestImage();
+  if (!image.npb.includes(cell.kernel)) {
+    throw new EvaluationError(
+      "CONFIG",
+      `the guest image has no NPB kernel "${cell.kernel}" (run make images)`,
+    );
+  }
+  const work = await mkdtemp(join(tmpdir(), "vpc-eval-"));
+  let agentVm: AgentVm | undefined;
+  let store: CheckpointStore | undefined;
+  let engine: ClosableEngine | undefined;
+  const onAbort = () => void agentVm?.vm.kill().catch(() => undefined);
+  ctx.signal.addEventListener("abort", onAbort);
+  try {
+    ctx.progress(`booting a ${cell.memMiB} MiB guest`);
+    agentVm = await startVmWithAgent(
+      { name: "eval0", image, memMiB: cell.memMiB },
+      cell.mode === null ? {} : { mode: cell.mode },
+    );
+    if (cell.engine !== NO_CHECKPOINT) {
+      store = await CheckpointStore.open(join(work, "store"), { create: true });
+      engine = createEngine(cell.engine, { vm: agentVm.vm, store, agent: agentVm.agent });
+    }
+    return await body({ image, work, agentVm, store, engine });
+  } finally {
+    ctx.signal.removeEventListener("abort", onAbort);
+    await engine?.close().catch(() => undefined);
+    await agentVm?.close().catch(() => undefined);
+    await store?.close().catch(() => undefined);
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+/** Appends records in order while the loop runs; the first append error is kept and rethrown. */
+function recordSink(ctx: CellContext): { push(r: ControllerRecord): void; flush(): Promise<void> } {
+  let chain = Promise.resolve();
+  return {
+    push: (r) => {
+      chain = chain.then(() => ctx.record(toResultRecord(r)));
+    },
+    flush: () => chain,
+  };
+}
+
+/** solo, interval, predictor: the kernel runs `kernelRuns` times while the engine checkpoints. */
+export const workloadExecutor: CellExecutor = (cell, ctx) =>
+  withVm(cell, ctx, async ({ agentVm, engine }) => {
+    const sink = recordSink(ctx);
+    const loop = engine
+      ? new CheckpointLoop({
+          vm: agentVm.vm,
+          engine,
+          intervalMs: cell.intervalMs,
+          onRecord: (r) => sink.push(r),
+        }).start()
+      : undefined;
+    ctx.progress(`running ${cell.kernel.toUpperCase()}.${cell.cls} ×${cell.kernelRuns} under ${cell.engine}`);
+    let out: string;
+    const t0 = performance.now();
+    try {
+      out = await agentVm.vm.run(kernelCommand(cell), { timeoutMs: 3_600_000 });
+    } finally {
+      await loop?.stop();
+    }
+    const wallMs = performance.now() - t0;
+    await sink.flush();
+    const records = loop?.records ?? [];
+    const verified = countVerified(out);
+    await ctx.record({
+      type: "run",
+      wallMs,
+      kernelRuns: cell.kernelRuns,
+      verifiedRuns: verified,
+      checkpoints: records.filter((r) => r.ok).length,
+      failedCheckpoints: records.filter((r) => !r.ok).length,
+    });
+    if (verified !== cell.kernelRuns) {
+      throw new EvaluationError(
+        "CELL_FAILED",
+        `NPB verification succeeded in ${verified} of ${cell.kernelRuns} runs`,
+      );
+    }
+  });
+
+/**
+ * restore: takes `chainLength` checkpoints (a full base + increments) while the kernel runs,
+ * kills QEMU, and times `restoreVmWithAgent` of the last committed epoch until SSH answers.
+ */
+export const restoreExecutor: CellExecutor = (cell, ctx) =>
+  withVm(cell, ctx, async ({ image, agentVm, engine, store }) => {
+    if (!engine || !store || cell.chainLength === null) {
+      throw new EvaluationError("CONFIG", "a restore cell needs an engine and a chain length");
+    }
+    const sink = recordSink(ctx);
+    const running = agentVm.vm
+      .run(kernelCommand({ ...cell, kernelRuns: 1_000 }), { timeoutMs: 3_600_000 })
+      .catch(() => "");
+    const loop = new CheckpointLoop({
+      vm: agentVm.vm,
+      engine,
+      intervalMs: cell.intervalMs,
+      maxCheckpoints: cell.chainLength,
+      onRecord: (r) => sink.push(r),
+    }).start();
+    ctx.progress(`taking ${cell.chainLength} checkpoint(s)`);
+    const { lastCommitted, records } = await loop.finished();
+    await sink.flush();
+    await agentVm.vm.kill();
+    await running;
+    const committed = records.filter((r) => r.ok).length;
+    if (lastCommitted === undefined || committed !== cell.chainLength) {
+      throw new EvaluationError(
+        "CELL_FAILED",
+        `${committed} of ${cell.chainLength} checkpoints committed; nothing comparable to restore`,
+      );
+    }
+    ctx.progress(`restoring epoch ${lastCommitted}`);
+    const t0 = performance.now();
+    const restored = await restoreVmWithAgent({ store, vmId: agentVm.vm.name, epoch: lastCommitted, image });
+    const restoreMs = performance.now() - t0;
+    try {
+      await ctx.record({
+        type: "restore",
+        epoch: lastCommitted,
+        chainLength: cell.chainLength,
+        memMiB: cell.memMiB,
+        vms: 1,
+        restoreMs,
+        ramMs: restored.restored.timings.ramMs,
+        vmMs: restored.restored.timings.vmMs,
+        verified: null,
+      });
+    } finally {
+      await restored.close();
+    }
+  });
+
+const vcExecutor: CellExecutor = async () => {
+  throw notAvailable(VC_NEEDS);
+};
+
+/** The executor of each experiment on this machine's real VMs. */
+export function realExecutor(experiment: ExperimentName): CellExecutor {
+  switch (experiment) {
+    case "solo":
+    case "interval":
+    case "predictor":
+      return workloadExecutor;
+    case "restore":
+      return restoreExecutor;
+    case "vc-scale":
+      return vcExecutor;
+  }
+}

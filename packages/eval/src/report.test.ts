@@ -1,0 +1,225 @@
+import { cp, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { XMLParser, XMLValidator } from "fast-xml-parser";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { runReportCli } from "./cli.js";
+import { EvaluationError } from "./errors.js";
+import { writeReport } from "./report.js";
+import { parseRecords, readResults } from "./results-dir.js";
+
+// Hand-written test data (see fixtures/README.md): its numbers are never measurements.
+const FIXTURE = fileURLToPath(new URL("./fixtures/results-small", import.meta.url));
+
+let dir: string;
+let results: string;
+
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), "vpc-eval-report-"));
+  results = join(dir, "results");
+  await cp(FIXTURE, results, { recursive: true });
+});
+
+afterEach(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+/** Every text node of a parsed SVG, in document order. */
+function svgTexts(svg: string): string[] {
+  const out: string[] = [];
+  const walk = (node: unknown): void => {
+    if (typeof node === "string" || typeof node === "number") out.push(String(node));
+    else if (Array.isArray(node)) node.forEach(walk);
+    else if (node && typeof node === "object")
+      for (const [k, v] of Object.entries(node)) if (!k.startsWith("@_")) walk(v);
+  };
+  walk(new XMLParser({ ignoreAttributes: false }).parse(svg));
+  return out;
+}
+
+/** The rows of the Markdown table under `## title`. */
+function mdTable(md: string, title: string): string[][] {
+  const section = md.split(/^## /m).find((s) => s.startsWith(title));
+  if (!section) throw new Error(`no section ${title}`);
+  return section
+    .split("\n")
+    .filter((l) => l.startsWith("| ") && !l.startsWith("| ---"))
+    .slice(1)
+    .map((l) => l.slice(2, -2).split(" | "));
+}
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
+};
+
+describe("vpc report on the recorded fixture", () => {
+  it("writes Markdown, HTML and one valid SVG per chart, each naming its series", async () => {
+    const lines: string[] = [];
+    const code = await runReportCli([results], {
+      stdout: (t) => lines.push(t),
+      stderr: (t) => lines.push(t),
+    });
+    expect(code).toBe(0);
+    const charts = await readdir(join(results, "report", "charts"));
+    expect(charts.sort()).toEqual(
+      ["memory-overhead", "overhead-interval", "predictor", "restore", "solo-downtime", "vc-downtime"].map(
+        (c) => `${c}.svg`,
+      ),
+    );
+    const series: Record<string, string[]> = {
+      "solo-downtime": ["stop-copy", "cow", "vpc", "qemu-snapshot"],
+      "vc-downtime": ["vpc CG.S", "precopy CG.S"],
+      "overhead-interval": ["vpc CG.S"],
+      "memory-overhead": ["stop-copy", "cow", "vpc"],
+      predictor: ["precision", "recall", "CG.S vpc(last)", "CG.S vpc(recency)"],
+      restore: ["vpc, chain 1", "vpc, chain 4"],
+    };
+    for (const [id, names] of Object.entries(series)) {
+      const svg = await readFile(join(results, "report", "charts", `${id}.svg`), "utf8");
+      expect(XMLValidator.validate(svg), id).toBe(true);
+      expect(svg.startsWith("<svg")).toBe(true);
+      const texts = svgTexts(svg);
+      for (const n of names) expect(texts, `${id} has series ${n}`).toContain(n);
+    }
+    const html = await readFile(join(results, "report", "report.html"), "utf8");
+    expect(html.match(/<svg /g)).toHaveLength(6);
+    expect(html).not.toMatch(/<img|<script|https?:\/\/(?!www\.w3\.org)/);
+    const md = await readFile(join(results, "report", "report.md"), "utf8");
+    expect(md).toContain("![Solo VM downtime (experiment `solo`)](charts/solo-downtime.svg)");
+    expect(md.trimEnd().endsWith("```")).toBe(true);
+    expect(md).toContain(`npx vpc report ${results}`);
+  });
+
+  it("puts the medians of the raw records in the solo table", async () => {
+    const r = await writeReport(results);
+    const md = await readFile(r.markdownPath, "utf8");
+    const rows = mdTable(md, "Solo VM downtime");
+    const data = await readResults(results);
+    for (const cell of data.cells.filter(
+      (c) => c.status.cell.experiment === "solo" && c.status.cell.engine !== "none",
+    )) {
+      const engine = cell.status.cell.engine;
+      const inc = cell.records.flatMap((x) =>
+        x.type === "checkpoint" && (!x.full || engine.startsWith("qemu-")) ? [x.soloDowntimeMs] : [],
+      );
+      const row = rows.find((x) => x[1] === engine);
+      expect(row, engine).toBeDefined();
+      expect(row?.[2]).toBe(String(inc.length));
+      expect(row?.[3]).toBe(median(inc).toFixed(2));
+    }
+  });
+
+  it("states each target met, not met or not measured from the measured ratio", async () => {
+    const r = await writeReport(results);
+    const md = await readFile(r.markdownPath, "utf8");
+    const claims = mdTable(md, "Paper claims and our targets");
+    const find = (claim: string) => claims.find((c) => c[1] === claim);
+    // vpc 2.0 ms ÷ stop-copy 8.0 ms and ÷ cow 3.0 ms (medians of the fixture's incremental checkpoints)
+    expect(find("solo VM downtime ≤ 0.30 × stop-copy")?.slice(4, 6)).toEqual(["0.250", "met"]);
+    expect(find("solo VM downtime ≤ 0.60 × cow")?.slice(4, 6)).toEqual(["0.667", "not met"]);
+    // VC: vpc 4 ms ÷ precopy 9 ms at 1 VM; the 2-VM precopy cell failed, so only 1 VM is compared
+    expect(find("VC downtime ≤ 0.40 × precopy")?.slice(4, 7)).toEqual([
+      "0.444",
+      "not met",
+      "CG.S 1 VM 0.444",
+    ]);
+    expect(find("run-time overhead < 8% at a 1 s interval")?.[5]).toBe("met");
+    const csv = await readFile(join(results, "summary", "claims.csv"), "utf8");
+    expect(csv.split("\r\n").filter(Boolean)).toHaveLength(1 + claims.length);
+  });
+
+  it("says not measured when the cells behind a claim are absent", async () => {
+    for (const f of await readdir(join(results, "cells"))) {
+      if (f.startsWith("vc-scale.")) await rm(join(results, "cells", f));
+    }
+    const r = await writeReport(results);
+    const vc = r.analysis.claims.filter((c) => c.measure.includes("VC downtime"));
+    expect(vc.map((c) => c.status)).toEqual(["not measured", "not measured"]);
+    expect(r.charts.map((c) => c.id)).not.toContain("vc-downtime");
+  });
+
+  it("lists failed cells with their error", async () => {
+    const r = await writeReport(results);
+    const md = await readFile(r.markdownPath, "utf8");
+    const failed = mdTable(md, "Failed cells");
+    expect(failed).toHaveLength(1);
+    expect(failed[0]?.[1]).toBe("NOT_AVAILABLE");
+  });
+});
+
+describe("vpc report on missing or corrupt results", () => {
+  const failWith = async (): Promise<EvaluationError> => {
+    const err = await writeReport(results).catch((e: unknown) => e);
+    if (!EvaluationError.isInstance(err)) throw new Error(`expected an EvaluationError, got ${String(err)}`);
+    return err;
+  };
+
+  it("names a missing run.json", async () => {
+    await rm(join(results, "run.json"));
+    const err = await failWith();
+    expect(err.code).toBe("RESULTS_MISSING");
+    expect(err.path).toBe(join(results, "run.json"));
+    const errs: string[] = [];
+    expect(await runReportCli([results], { stdout: () => undefined, stderr: (t) => errs.push(t) })).toBe(1);
+    expect(errs.join("")).toContain(join(results, "run.json"));
+  });
+
+  it("names a missing records file", async () => {
+    const name = (await readdir(join(results, "cells"))).find((f) => f.endsWith(".jsonl")) as string;
+    await rm(join(results, "cells", name));
+    const err = await failWith();
+    expect(err.code).toBe("RESULTS_MISSING");
+    expect(err.path).toBe(join(results, "cells", name));
+  });
+
+  it("names the file and line of a corrupt record", async () => {
+    const name = (await readdir(join(results, "cells"))).find(
+      (f) => f.startsWith("solo.cg-S.vpc.") && f.endsWith(".jsonl"),
+    ) as string;
+    const path = join(results, "cells", name);
+    const lines = (await readFile(path, "utf8")).split("\n");
+    lines[2] = lines[2]?.replace(/"soloDowntimeMs":[0-9.]+/, '"soloDowntimeMs":"fast"') ?? "";
+    await writeFile(path, lines.join("\n"));
+    const err = await failWith();
+    expect(err.code).toBe("RESULTS_CORRUPT");
+    expect(err.path).toBe(path);
+    expect(err.line).toBe(3);
+    expect(err.message).toContain(`${path}:3`);
+    expect(err.message).toContain("soloDowntimeMs");
+  });
+
+  it("names a record file that is not JSON lines, and one truncated against its status", async () => {
+    const name = (await readdir(join(results, "cells"))).find(
+      (f) => f.startsWith("solo.cg-S.cow.") && f.endsWith(".jsonl"),
+    ) as string;
+    const path = join(results, "cells", name);
+    const text = await readFile(path, "utf8");
+    await writeFile(path, `${text}{"type":"checkpoint",`);
+    let err = await failWith();
+    expect([err.code, err.path, err.line]).toEqual([
+      "RESULTS_CORRUPT",
+      path,
+      parseRecords(text, path).length + 1,
+    ]);
+    await writeFile(path, text.split("\n").slice(0, 2).join("\n"));
+    err = await failWith();
+    expect([err.code, err.path]).toEqual(["RESULTS_CORRUPT", path]);
+    expect(err.message).toMatch(/has 2 records but its status file says \d+/);
+  });
+
+  it("names a corrupt status file and run.json", async () => {
+    const name = (await readdir(join(results, "cells"))).find((f) => f.endsWith(".status.json")) as string;
+    await writeFile(join(results, "cells", name), "{ not json");
+    let err = await failWith();
+    expect([err.code, err.path]).toEqual(["RESULTS_CORRUPT", join(results, "cells", name)]);
+    await cp(FIXTURE, results, { recursive: true });
+    const run = JSON.parse(await readFile(join(results, "run.json"), "utf8"));
+    run.format = "something-else/9";
+    await writeFile(join(results, "run.json"), JSON.stringify(run));
+    err = await failWith();
+    expect([err.code, err.path]).toEqual(["RESULTS_CORRUPT", join(results, "run.json")]);
+  });
+});
