@@ -5,6 +5,7 @@ import { runEvalCli, runReportCli } from "@vpc/eval";
 import { runPredictorCli } from "@vpc/predictor";
 import { runClusterCli } from "./cluster.js";
 import { type DemoOptions, type DemoResult, runDemo } from "./demo.js";
+import { runDoctorCommand } from "./doctor.js";
 import { runCheckpointCommand, runRestoreCommand } from "./vm-commands.js";
 
 export const EXIT_OK = 0;
@@ -28,6 +29,7 @@ Commands:
   predictor eval TRACE      compare prediction strategies on a recorded dirty trace
   predictor generate ...    write a synthetic dirty trace
   predictor strategies      list the strategies and their parameters
+  doctor [--json]           check this machine's prerequisites and print how to fix what is missing
 
 Options:
   -h, --help      show help (also: vpc <command> --help)
@@ -143,6 +145,7 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
   if (command === "report") return runReportCli(rest, io);
   if (command === "checkpoint") return runCheckpointCommand(rest, io);
   if (command === "restore") return runRestoreCommand(rest, io);
+  if (command === "doctor") return runDoctorCommand(rest, io);
   if (command !== "demo") {
     io.stderr(`vpc: unknown command "${command}"\n\n${USAGE}\n`);
     return EXIT_USAGE;

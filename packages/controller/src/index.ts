@@ -50,3 +50,5 @@ export * from "./checkpoint-loop.js";
 export * from "./restore.js";
 export * from "./cluster/index.js";
 export { runHostAgent } from "./agent/main.js";
+export * from "./hosts/qemu-host.js";
+export * from "./doctor-probes.js";

@@ -1,0 +1,152 @@
+#!/usr/bin/env bash
+# Build the VPC host (L1) image: the Debian kernel, a small busybox initramfs that boots on
+# THIS machine's root filesystem (shared read-only over 9p, under a tmpfs overlay), and the
+# kernel's module tree (for modprobe inside the L1). Nothing is installed on the machine: the
+# kernel package is fetched with `apt-get download` and unpacked with `dpkg-deb -x`.
+#
+#   bash images/host/build.sh OUTDIR
+#
+# Env: KERNEL_CACHE_DIR (default OUTDIR/../guest/cache, shared with images/guest), FORCE=1 to
+# rebuild regardless of the cache.
+# Outputs in OUTDIR: vmlinuz, initrd.img, modules/lib/modules/RELEASE/, client_key (OpenSSH
+# format, for ssh2), client_key.dropbear, client_key.pub, host_key.dropbear, manifest.json.
+# Rebuilds only when the hash of its inputs (this script, rootfs/, package versions) changes.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+OUT=${1:?usage: build.sh OUTDIR}
+mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)
+CACHE=${KERNEL_CACHE_DIR:-$(dirname "$OUT")/guest/cache}
+# Loaded by the initramfs before the root filesystem exists (their dependencies come first).
+BOOT_MODULES="virtio_pci virtio_net 9p 9pnet_virtio overlay"
+# Module directories kept for the L1 (the whole tree is ~390 MB, mostly hardware drivers).
+KEEP_DRIVERS="net virtio char block vhost"
+
+log() { echo "host: $*" >&2; }
+
+resolve_kernel() { apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-/ {print $2; exit}'; }
+kernel_pkg=$(resolve_kernel)
+if [ -z "$kernel_pkg" ] && [ "$(id -u)" -eq 0 ]; then
+  # Fresh machines (CI containers) often have empty apt lists.
+  log "apt lists lack linux-image-amd64; running apt-get update"
+  apt-get update -qq >&2
+  kernel_pkg=$(resolve_kernel)
+fi
+[ -n "$kernel_pkg" ] || { log "cannot resolve linux-image-amd64 (run apt-get update)"; exit 1; }
+kernel_ver=$(apt-cache policy "$kernel_pkg" | awk '/Candidate:/ {print $2}')
+kernel_release=${kernel_pkg#linux-image-}
+
+pkg_versions=$(dpkg-query -W -f='${Package}=${Version}\n' busybox-static dropbear-bin kmod 2>/dev/null | sort)
+inputs_hash=$(
+  {
+    echo "kernel=$kernel_pkg=$kernel_ver"
+    echo "$pkg_versions"
+    (cd "$HERE" && find build.sh rootfs -type f -print0 | sort -z | xargs -0 sha256sum)
+  } | sha256sum | cut -d' ' -f1
+)
+
+if [ "${FORCE:-0}" != 1 ] && [ -f "$OUT/manifest.json" ] && [ -f "$OUT/vmlinuz" ] && [ -f "$OUT/initrd.img" ] \
+  && [ -f "$OUT/client_key" ] && [ -d "$OUT/modules/lib/modules/$kernel_release" ] \
+  && grep -q "\"inputsHash\": \"$inputs_hash\"" "$OUT/manifest.json"; then
+  log "up to date ($OUT)"
+  exit 0
+fi
+
+started=$(date +%s)
+WORK="$OUT/.work"
+rm -rf "$WORK"
+mkdir -p "$WORK" "$CACHE"
+ROOT="$WORK/root"
+
+# --- kernel (the .deb is shared with images/guest) ---------------------------------
+deb="$CACHE/${kernel_pkg}_${kernel_ver//:/%3a}_amd64.deb"
+if [ ! -f "$deb" ]; then
+  log "downloading $kernel_pkg $kernel_ver"
+  (cd "$CACHE" && rm -f "${kernel_pkg}"_*.deb && apt-get download -q "$kernel_pkg=$kernel_ver" 2>&1 | grep -v '^W: Download is performed unsandboxed' >&2 || true)
+  deb=$(ls "$CACHE/${kernel_pkg}"_*_amd64.deb)
+fi
+dpkg-deb -x "$deb" "$WORK/kernel"
+cp "$WORK/kernel/boot/vmlinuz-$kernel_release" "$OUT/vmlinuz.new"
+
+# --- module tree for the L1: everything but most hardware drivers, with modules.dep --
+KSRC="$WORK/kernel/lib/modules/$kernel_release"
+MODS="$WORK/modules"
+KDST="$MODS/lib/modules/$kernel_release"
+mkdir -p "$KDST/kernel/drivers"
+cp -a "$KSRC"/modules.* "$KDST/"
+for d in "$KSRC"/kernel/*; do
+  [ "$(basename "$d")" = drivers ] || [ "$(basename "$d")" = sound ] || cp -a "$d" "$KDST/kernel/"
+done
+for d in $KEEP_DRIVERS; do
+  [ -d "$KSRC/kernel/drivers/$d" ] && cp -a "$KSRC/kernel/drivers/$d" "$KDST/kernel/drivers/"
+done
+rm -rf "$KDST/kernel/drivers/net/wireless" "$KDST/kernel/drivers/net/ethernet"
+depmod -b "$MODS" "$kernel_release"
+
+# --- initramfs ------------------------------------------------------------------------
+mkdir -p "$ROOT"/{bin,proc,sys,dev,lib/modules,etc}
+cp /bin/busybox "$ROOT/bin/busybox"
+cp -a "$HERE/rootfs/." "$ROOT/"
+# Boot modules in dependency order, as modprobe would load them.
+: > "$ROOT/etc/vpc-modules"
+for m in $BOOT_MODULES; do
+  modprobe -d "$MODS" -S "$kernel_release" --show-depends "$m" | awk '$1 == "insmod" {print $2}'
+done | awk '!seen[$0]++' | while read -r ko; do
+  rel=${ko#"$MODS/lib/modules/$kernel_release/"}
+  mkdir -p "$ROOT/lib/modules/$(dirname "$rel")"
+  cp "$ko" "$ROOT/lib/modules/$rel"
+  echo "$rel" >> "$ROOT/etc/vpc-modules"
+done
+
+# --- keys -------------------------------------------------------------------------------
+# Kept across rebuilds so clients of running hosts stay valid.
+if [ ! -f "$OUT/client_key.dropbear" ] || [ ! -f "$OUT/client_key" ] || [ ! -f "$OUT/host_key.dropbear" ]; then
+  rm -f "$OUT/client_key.dropbear" "$OUT/client_key" "$OUT/client_key.pub" "$OUT/host_key.dropbear"
+  dropbearkey -t ed25519 -f "$OUT/client_key.dropbear" 2>/dev/null | grep '^ssh-ed25519' > "$OUT/client_key.pub"
+  # ssh2 (npm) cannot read dropbear's own key format.
+  dropbearconvert dropbear openssh "$OUT/client_key.dropbear" "$OUT/client_key" 2>/dev/null
+  dropbearkey -t ed25519 -f "$OUT/host_key.dropbear" >/dev/null 2>&1
+  chmod 600 "$OUT/client_key" "$OUT/client_key.dropbear" "$OUT/host_key.dropbear"
+fi
+cp "$OUT/client_key.pub" "$ROOT/etc/vpc-host/authorized_keys"
+cp "$OUT/host_key.dropbear" "$ROOT/etc/vpc-host/host_key"
+chmod 600 "$ROOT/etc/vpc-host/host_key"
+
+# --- pack ---------------------------------------------------------------------------------
+(cd "$ROOT" && find . -print0 | sort -z | cpio --null -o -H newc --quiet) > "$WORK/initrd.cpio"
+zstd -q -T0 -12 -f "$WORK/initrd.cpio" -o "$OUT/initrd.img.new"
+rm -rf "$OUT/modules"
+mv "$MODS" "$OUT/modules"
+mv "$OUT/vmlinuz.new" "$OUT/vmlinuz"
+mv "$OUT/initrd.img.new" "$OUT/initrd.img"
+
+size() { stat -c %s "$1"; }
+json_list() { local first=1; printf '['; for x in "$@"; do [ $first = 1 ] || printf ', '; printf '"%s"' "$x"; first=0; done; printf ']'; }
+cat > "$OUT/manifest.json.new" <<EOF
+{
+  "format": "vpc-host-image/1",
+  "inputsHash": "$inputs_hash",
+  "kernelPackage": "$kernel_pkg",
+  "kernelVersion": "$kernel_ver",
+  "kernelRelease": "$kernel_release",
+  "kernel": "vmlinuz",
+  "initrd": "initrd.img",
+  "modules": "modules",
+  "clientKey": "client_key",
+  "clientKeyDropbear": "client_key.dropbear",
+  "readyMarker": "VPC-HOST-READY",
+  "failMarker": "VPC-HOST-FAILED",
+  "bootModules": $(json_list $(tr '\n' ' ' < "$ROOT/etc/vpc-modules")),
+  "sizes": {
+    "kernelBytes": $(size "$OUT/vmlinuz"),
+    "initrdBytes": $(size "$OUT/initrd.img"),
+    "modulesBytes": $(du -sb "$OUT/modules" | cut -f1)
+  },
+  "packages": $(json_list $pkg_versions),
+  "builtAt": "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+}
+EOF
+mv "$OUT/manifest.json.new" "$OUT/manifest.json"
+rm -rf "$WORK"
+log "built in $(($(date +%s) - started)) s: kernel $(size "$OUT/vmlinuz") B, initrd $(size "$OUT/initrd.img") B, modules $(du -sh "$OUT/modules" | cut -f1) ($OUT)"
