@@ -1,0 +1,3 @@
+#!/usr/bin/env bash
+# Experiment "interval" of issue 11 (see packages/eval/README.md). Options: --quick (default) | --full, --out DIR, --resume DIR.
+exec "$(dirname "$0")/eval.sh" interval "$@"
