@@ -47,7 +47,8 @@ const DONE = "VPC-NPB-DONE";
 export function workloadCommand(config: ClusterConfig): string {
   const vms = clusterVms(config).map((v) => v.name);
   const w = config.workload;
-  const one = `mpiexec -launcher ssh -iface eth1 -hosts ${vms.join(",")} -n ${w.np} /opt/npb/bin/${w.kernel} ${w.class}`;
+  // UCX would otherwise pick eth0, the management NIC, whose address (10.0.2.15) every guest shares.
+  const one = `mpiexec -launcher ssh -iface eth1 -genv UCX_NET_DEVICES eth1 -hosts ${vms.join(",")} -n ${w.np} /opt/npb/bin/${w.kernel} ${w.class}`;
   const loop = `i=0; while [ $i -lt ${w.repeat} ]; do i=$((i+1)); ${one} || exit 1; done`;
   // setsid (busybox has no nohup), in the background with every descriptor redirected, so the SSH exec returns at once; the
   // output lives in guest RAM and so survives a restore.
