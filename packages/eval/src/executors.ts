@@ -62,8 +62,8 @@ export function toResultRecord(r: ControllerRecord): ResultRecord {
 }
 
 const VC_NEEDS =
-  "the virtual-cluster API in @vpc/controller (global checkpoints of several VMs over the vnet: " +
-  "packages/controller/src/cluster is not exported from the package yet)";
+  "a vc-scale executor on the virtual-cluster API (@vpc/controller Cluster.start / checkpoint() → EpochMetrics " +
+  "over a netns testbed, docs/cluster.md); the cluster landed while this package was written and is not wired yet";
 
 /** The guest command: the kernel `runs` times back to back, stopping at the first failure. */
 export function kernelCommand(cell: Pick<Cell, "kernel" | "cls" | "kernelRuns">): string {
