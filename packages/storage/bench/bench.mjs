@@ -123,12 +123,12 @@ async function buildChain(store, data, guestBytes, increments, fraction) {
 }
 
 const RESTORE_VARIANTS = [
-  { label: "newest-first, 1 GiB window", strategy: "newest-first" },
-  { label: "oldest-first, 1 GiB window", strategy: "oldest-first" },
+  { label: "newest-first, 256 MiB window", strategy: "newest-first" },
+  { label: "oldest-first, 256 MiB window", strategy: "oldest-first" },
   {
-    label: "newest-first, 256 MiB window",
+    label: "newest-first, 1 GiB window",
     strategy: "newest-first",
-    windowBytes: 256 * MiB,
+    windowBytes: 1024 * MiB,
     onlyAbove: 256 * MiB,
   },
   { label: "newest-first, pwrite per page", strategy: "newest-first", windowBytes: 0 },

@@ -94,7 +94,7 @@ export interface RestoreOptions {
   /** fsync the restored file before renaming it into place (default false). */
   fsync?: boolean;
   /**
-   * Guest RAM assembled in memory per pass (default 1 GiB, capped at the guest's RAM): pages are
+   * Guest RAM assembled in memory per pass (default 256 MiB, capped at the guest's RAM): pages are
    * copied in memory and written out sequentially; every pass reads the increments again. 0 writes
    * each page straight to its file offset instead (no buffer, many small writes).
    */
@@ -148,7 +148,7 @@ export interface VerifyResult {
 }
 
 const DEFAULT_PAGES_PER_BLOCK = 16;
-const DEFAULT_WINDOW_BYTES = 1 << 30;
+const DEFAULT_WINDOW_BYTES = 256 << 20;
 
 export class CheckpointStore {
   readonly dir: string;
