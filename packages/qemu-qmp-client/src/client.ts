@@ -345,6 +345,11 @@ export class QmpClient implements AsyncDisposable {
    * It polls query-migrate back to back, with no sleep between polls (a sleep adds its whole
    * length to the checkpoint pause). Once a MIGRATION event shows that the `events` migration
    * capability is on, it stops polling and queries again only when QEMU announces a change.
+   *
+   * On the sending side QEMU reports `completed` a moment before its migration thread moves the
+   * run state from `finish-migrate` to `postmigrate`; a `cont` sent in that window would run the
+   * guest under a run state that then says postmigrate. So it also waits (polling
+   * query-status) for `finish-migrate` to end before it resolves.
    */
   async waitForMigration(options: WaitForMigrationOptions = {}): Promise<MigrationInfo> {
     const timeoutMs = timeoutOf(options.timeoutMs, DEFAULT_MIGRATION_TIMEOUT_MS);
@@ -362,7 +367,7 @@ export class QmpClient implements AsyncDisposable {
       for (;;) {
         const info = await this.queryMigrate();
         const status = info.status ?? "none";
-        if (status === "completed") return info;
+        if (status === "completed") return this.afterCompletion(info, () => stopped);
         if (status === "failed" || status === "cancelled")
           throw new QmpMigrationError(status, info["error-desc"], info);
         if (stopped) return info;
@@ -390,6 +395,14 @@ export class QmpClient implements AsyncDisposable {
       clearTimeout(timer);
       changes.close();
     }
+  }
+
+  /** The end of waitForMigration: wait out `finish-migrate`, then give the final statistics. */
+  private async afterCompletion(info: MigrationInfo, stopped: () => boolean): Promise<MigrationInfo> {
+    let waited = false;
+    while ((await this.queryStatus()).status === "finish-migrate" && !stopped()) waited = true;
+    // Statistics such as total-time are filled in by the same step that ends finish-migrate.
+    return waited ? this.queryMigrate() : info;
   }
 
   // --- connection internals (run from socket callbacks) --------------------------------------

@@ -25,6 +25,8 @@ export interface QemuForQmp {
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   /** What QEMU wrote to stderr so far. */
   stderr(): string;
+  /** How QEMU ended, or undefined while it runs: for error messages when a test fails. */
+  exitStatus(): { code: number | null; signal: NodeJS.Signals | null } | undefined;
   /** SIGKILLs QEMU if it still runs, waits for it, and removes its directory. */
   dispose(): Promise<void>;
 }
@@ -47,6 +49,7 @@ export async function startQemuForQmp(options: QemuForQmpOptions = {}): Promise<
     stderr += text;
   });
   let running = true;
+  let status: { code: number | null; signal: NodeJS.Signals | null } | undefined;
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
     child.once("error", (err) => {
       stderr += String(err);
@@ -55,7 +58,8 @@ export async function startQemuForQmp(options: QemuForQmpOptions = {}): Promise<
     });
     child.once("exit", (code, signal) => {
       running = false;
-      resolve({ code, signal });
+      status = { code, signal };
+      resolve(status);
     });
   });
   const dispose = async (): Promise<void> => {
@@ -81,5 +85,14 @@ export async function startQemuForQmp(options: QemuForQmpOptions = {}): Promise<
     }
     await sleep(20);
   }
-  return { qmp: { path }, dir, pid: child.pid!, child, exited, stderr: () => stderr, dispose };
+  return {
+    qmp: { path },
+    dir,
+    pid: child.pid!,
+    child,
+    exited,
+    stderr: () => stderr,
+    exitStatus: () => status,
+    dispose,
+  };
 }
