@@ -30,7 +30,7 @@ const base: Preset = {
   intervalsMs: [1000],
   memMiB: [256],
   chainLengths: null,
-  kernelRuns: 20,
+  kernelRuns: 10,
   mode: null,
   repetitions: 1,
 };
