@@ -142,6 +142,18 @@ describe("connecting", () => {
     expect(QmpProtocolError.isInstance(err.cause) && err.cause.reason).toBe("malformed-json");
   });
 
+  it("never reports open when a bad line follows the negotiation reply in the same chunk", async () => {
+    const server = await fakeServer({
+      handlers: {
+        qmp_capabilities: (c) => ({ raw: `${JSON.stringify({ return: {}, id: c.id })}\r\n[]\r\n` }),
+      },
+    });
+    const { qmp, states } = client();
+    const err = (await reject(qmp.connect(server.address))) as QmpConnectError;
+    expect(QmpProtocolError.isInstance(err.cause) && err.cause.reason).toBe("unexpected-message");
+    expect(states).toEqual(["connecting", "closing", "idle"]);
+  });
+
   it("reports a refused negotiation with QEMU's error", async () => {
     const server = await fakeServer({
       handlers: { qmp_capabilities: () => ({ error: { class: "GenericError", desc: "nope" } }) },

@@ -172,6 +172,8 @@ export class QmpClient implements AsyncDisposable {
         else conn.greetingWaiter = { resolve, reject };
       });
       await this.send(conn, "qmp_capabilities", undefined, Number.POSITIVE_INFINITY);
+      // A fatal line right behind the reply may already have ended the connection.
+      if (conn.ending !== undefined) throw conn.ending.cause;
       this.lastGreeting = greeting;
       conn.opened = true;
       this.setState("open");
