@@ -1,4 +1,5 @@
 export { defaultProbeCacheFile, type ProbeRecord, probeKvm, resolveAccel } from "./accel.js";
+export { runHostAgent } from "./agent/main.js";
 export {
   CHECKPOINT_FORMAT,
   type CheckpointTimings,
@@ -7,6 +8,10 @@ export {
   restoreOptionsFor,
   takeFullCheckpoint,
 } from "./checkpoint.js";
+export * from "./checkpoint-loop.js";
+export * from "./cluster/index.js";
+export * from "./doctor-probes.js";
+export * from "./engines/index.js";
 export {
   BootError,
   type BootFailure,
@@ -29,12 +34,14 @@ export {
   startCounter,
 } from "./guest-counter.js";
 export { defaultGuestImageDir, type GuestImage, loadGuestImage } from "./guest-image.js";
+export * from "./hosts/qemu-host.js";
 export type { AccelOption, DataNicOption, VmConfig, VmConfigInput } from "./internal/config.js";
 export { validateVmConfig } from "./internal/config.js";
 export type { DataNic, GuestParams } from "./internal/qemu-args.js";
 export { reapNow } from "./internal/reaper.js";
 export { SerialScanner } from "./internal/serial-scanner.js";
 export { createJsonLogger, defaultLogger, type Logger, type LogLevel, silentLogger } from "./logger.js";
+export * from "./restore.js";
 export {
   type DeviceStateSave,
   type DeviceStateTransport,
@@ -45,10 +52,3 @@ export {
   type VmOptions,
   type VmState,
 } from "./vm.js";
-export * from "./engines/index.js";
-export * from "./checkpoint-loop.js";
-export * from "./restore.js";
-export * from "./cluster/index.js";
-export { runHostAgent } from "./agent/main.js";
-export * from "./hosts/qemu-host.js";
-export * from "./doctor-probes.js";
