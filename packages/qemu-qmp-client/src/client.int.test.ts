@@ -26,15 +26,17 @@ async function qemu(): Promise<QemuForQmp> {
 }
 
 async function connect(vm: QemuForQmp): Promise<QmpClient> {
-  const qmp = await QmpClient.connect(vm.qmp, { connectTimeoutMs: 10_000, commandTimeoutMs: 20_000 }).catch(
-    async (err: unknown) => {
-      // Give a dying QEMU's exit a moment to be noticed, so the message says what happened.
-      await Promise.race([vm.exited, new Promise((r) => setTimeout(r, 500))]);
-      const exit = vm.exitStatus();
-      const how = exit === undefined ? "still running" : `exited ${exit.code ?? exit.signal}`;
-      throw new Error(`QEMU ${vm.pid} ${how}; stderr: ${vm.stderr()}`, { cause: err });
-    },
-  );
+  const qmp = await QmpClient.connect(vm.qmp, {
+    connectTimeoutMs: 10_000,
+    connectRetryMs: 10,
+    commandTimeoutMs: 20_000,
+  }).catch(async (err: unknown) => {
+    // Give a dying QEMU's exit a moment to be noticed, so the message says what happened.
+    await Promise.race([vm.exited, new Promise((r) => setTimeout(r, 500))]);
+    const exit = vm.exitStatus();
+    const how = exit === undefined ? "still running" : `exited ${exit.code ?? exit.signal}`;
+    throw new Error(`QEMU ${vm.pid} ${how}; stderr: ${vm.stderr()}`, { cause: err });
+  });
   cleanups.push(() => qmp.close());
   return qmp;
 }

@@ -1,3 +1,7 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { createServer, type Socket } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { QMP_ID_PREFIX, QmpClient, type QmpClientOptions } from "./client.js";
 import type { StatusInfo } from "./commands.js";
@@ -104,6 +108,43 @@ describe("connecting", () => {
     expect(((err as QmpConnectError).cause as NodeJS.ErrnoException).code).toBe("ENOENT");
     expect(qmp.state).toBe("idle");
     expect(states).toEqual(["connecting", "closing", "idle"]);
+  });
+
+  it("with connectRetryMs, waits for a socket that is not listening yet", async () => {
+    const { qmp, states } = client({ connectRetryMs: 10 });
+    const dir = await mkdtemp(join(tmpdir(), "qmp-retry-"));
+    cleanups.push(() => rm(dir, { recursive: true, force: true }));
+    const path = join(dir, "qmp.sock");
+    const connecting = qmp.connect({ path });
+    await new Promise((r) => setTimeout(r, 60));
+    const sockets: Socket[] = [];
+    const server = createServer((socket) => {
+      sockets.push(socket);
+      socket.end(`${JSON.stringify({ QMP: FAKE_GREETING })}\r\n`);
+    });
+    await new Promise<void>((resolve) => server.listen(path, resolve));
+    cleanups.push(
+      () =>
+        new Promise((resolve) => {
+          for (const socket of sockets) socket.destroy();
+          server.close(() => resolve());
+        }),
+    );
+    // This server hangs up after the greeting: the point is that the retry reached it.
+    const err = (await reject(connecting)) as QmpConnectError;
+    expect(QmpDisconnectedError.isInstance(err.cause) && err.cause.by).toBe("peer");
+    expect(states.filter((s) => s === "connecting").length).toBeGreaterThan(1);
+  });
+
+  it("stops retrying when closed", async () => {
+    const { qmp } = client({ connectRetryMs: 10 });
+    const connecting = reject(qmp.connect({ path: "/nonexistent/qmp.sock" }));
+    await new Promise((r) => setTimeout(r, 30));
+    await qmp.close();
+    const err = (await connecting) as QmpConnectError;
+    expect((err.cause as NodeJS.ErrnoException).code).toBe("ENOENT");
+    await new Promise((r) => setTimeout(r, 30));
+    expect(qmp.state).toBe("idle");
   });
 
   it("times out on a missing greeting instead of hanging", async () => {

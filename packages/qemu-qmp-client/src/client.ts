@@ -1,4 +1,5 @@
 import { createConnection, type Socket } from "node:net";
+import { setTimeout as sleep } from "node:timers/promises";
 import type {
   ExecuteOptions,
   ExecuteParams,
@@ -29,6 +30,12 @@ import { classifyMessage, commandMessage, type QmpEvent, type QmpGreeting } from
 export interface QmpClientOptions {
   /** Socket connect + greeting + capability negotiation must finish within this. Default 10 000. */
   readonly connectTimeoutMs?: number;
+  /**
+   * If set, connect() retries every this many ms while the socket refuses (ENOENT, ECONNREFUSED),
+   * until connectTimeoutMs. QEMU creates its socket file a moment before it listens, and stops
+   * listening for a moment after a client leaves. Default: no retry, fail at once.
+   */
+  readonly connectRetryMs?: number;
   /** Default timeout of each command; `Infinity` for none. Default 30 000. */
   readonly commandTimeoutMs?: number;
   /** Longest message accepted from QEMU, in bytes without the line ending. Default 8 MiB. */
@@ -98,6 +105,7 @@ function timeoutOf(ms: number | undefined, fallback: number): number {
  */
 export class QmpClient implements AsyncDisposable {
   readonly connectTimeoutMs: number;
+  readonly connectRetryMs: number | undefined;
   readonly commandTimeoutMs: number;
   readonly maxMessageBytes: number;
   private readonly logger: QmpLogger | undefined;
@@ -107,6 +115,8 @@ export class QmpClient implements AsyncDisposable {
   private lastAddress: QmpAddress | undefined;
   private lastGreeting: QmpGreeting | undefined;
   private nextId = 0;
+  /** Counts close() calls, so that a connect() waiting to retry knows it was called off. */
+  private closeRequests = 0;
   private readonly pending = new Map<string, Pending>();
   /** Ids whose command timed out: a late reply for one is expected, not suspicious. */
   private readonly abandoned = new Set<string>();
@@ -117,6 +127,8 @@ export class QmpClient implements AsyncDisposable {
 
   constructor(options: QmpClientOptions = {}) {
     this.connectTimeoutMs = timeoutOf(options.connectTimeoutMs, DEFAULT_CONNECT_TIMEOUT_MS);
+    this.connectRetryMs =
+      options.connectRetryMs === undefined ? undefined : timeoutOf(options.connectRetryMs, 0);
     this.commandTimeoutMs = timeoutOf(options.commandTimeoutMs, DEFAULT_COMMAND_TIMEOUT_MS);
     this.maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
     this.logger = options.logger;
@@ -160,12 +172,31 @@ export class QmpClient implements AsyncDisposable {
     const target = address ?? this.lastAddress;
     if (target === undefined) throw new TypeError("connect() needs an address the first time");
     this.lastAddress = target;
+    const deadline = Date.now() + this.connectTimeoutMs;
+    const closes = this.closeRequests;
+    for (;;) {
+      try {
+        await this.connectOnce(target, deadline - Date.now());
+        return;
+      } catch (err) {
+        const retryMs = this.connectRetryMs;
+        const code = QmpConnectError.isInstance(err) ? (err.cause as NodeJS.ErrnoException).code : undefined;
+        const notListening = code === "ENOENT" || code === "ECONNREFUSED";
+        if (retryMs === undefined || !notListening || Date.now() + retryMs >= deadline) throw err;
+        await sleep(retryMs);
+        if (closes !== this.closeRequests) throw err;
+        this.require("connect", ["idle"]);
+      }
+    }
+  }
+
+  private async connectOnce(target: QmpAddress, timeoutMs: number): Promise<void> {
     this.setState("connecting");
     const conn = this.openSocket(target);
     const timer = setTimeout(() => {
       const what = conn.connected ? "greeting and capability negotiation" : "socket connect";
       this.end(conn, new QmpTimeoutError(what, this.connectTimeoutMs), false);
-    }, this.connectTimeoutMs);
+    }, timeoutMs);
     try {
       const greeting = await new Promise<QmpGreeting>((resolve, reject) => {
         if (conn.ending !== undefined) reject(conn.ending.cause);
@@ -247,6 +278,7 @@ export class QmpClient implements AsyncDisposable {
 
   /** Ends the connection (idempotent) and resolves once the socket is closed and the client idle. */
   async close(): Promise<void> {
+    this.closeRequests++;
     const conn = this.conn;
     if (conn === undefined) return;
     this.end(conn, new QmpDisconnectedError("client", "connection closed by the client"), true);
