@@ -42,7 +42,7 @@ async function run(qmp, width) {
 const vm = await startQemuForQmp();
 let qmp;
 try {
-  qmp = await QmpClient.connect(vm.qmp);
+  qmp = await QmpClient.connect(vm.qmp, { connectRetryMs: 10 });
   const v = qmp.greeting.version.qemu;
   console.log(
     `QEMU ${v.major}.${v.minor}.${v.micro} (${qmp.greeting.version.package}), unix socket, TCG, vCPUs stopped`,

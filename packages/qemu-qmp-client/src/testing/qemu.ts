@@ -34,6 +34,8 @@ export interface QemuForQmp {
 /**
  * Starts a QEMU that needs no guest image: `-S` keeps the vCPUs stopped, which is all QMP needs.
  * Always TCG, never KVM, so it runs anywhere. For integration tests and benchmarks.
+ * It returns once a probe connection got the greeting; QEMU may then refuse connections for a
+ * moment while it re-arms its listener, so connect with `connectRetryMs`.
  */
 export async function startQemuForQmp(options: QemuForQmpOptions = {}): Promise<QemuForQmp> {
   const dir = await mkdtemp(join(tmpdir(), "qmp-qemu-"));
