@@ -16,7 +16,7 @@ describe("virtual cluster on netns hosts (TCG)", () => {
     const r = await runClusterDemo({
       config,
       onProgress: (l) => process.stderr.write(`[cluster] ${l}\n`),
-      timeoutMs: 900_000,
+      timeoutMs: 1_500_000,
     });
     process.stderr.write(`[cluster] result ${JSON.stringify({ ...r, epochs: r.epochs.length })}\n`);
     expect(r.verified).toBe(true);
@@ -25,5 +25,5 @@ describe("virtual cluster on netns hosts (TCG)", () => {
     expect(r.epochs.length).toBeGreaterThanOrEqual(2);
     const shmNew = (await readdir("/dev/shm")).filter((f) => !shmBefore.has(f) && f.startsWith("vpc-"));
     expect(shmNew).toEqual([]);
-  }, 1_000_000);
+  }, 1_600_000);
 });
