@@ -5,13 +5,14 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 BUILD := build
 
-.PHONY: help setup deps images npb guest build test demo clean
+.PHONY: help setup images npb guest host build test demo doctor clean
 
 help:
 	@echo "make demo    set up this machine, build everything, run the main job"
 	@echo "make test    set up this machine, build everything, run all tests"
 	@echo "make setup   install Debian packages and npm dependencies only"
-	@echo "make images  build NPB binaries and the guest image (cached)"
+	@echo "make images  build NPB binaries, the guest image and the L1 host image (cached)"
+	@echo "make doctor  check this machine's prerequisites and print how to fix what is missing"
 	@echo "make build   build every package"
 	@echo "make clean   remove build outputs"
 
@@ -24,7 +25,10 @@ npb:
 guest: npb
 	bash images/guest/build.sh $(abspath $(BUILD))/images/guest
 
-images: npb guest
+host:
+	bash images/host/build.sh $(abspath $(BUILD))/images/host
+
+images: npb guest host
 
 build:
 	npm run build
@@ -34,6 +38,9 @@ test: setup images
 
 demo: setup images build
 	node packages/cli/dist/bin.js demo
+
+doctor: build
+	node packages/cli/dist/bin.js doctor
 
 clean:
 	rm -rf $(BUILD) packages/*/dist .turbo packages/*/.turbo
