@@ -16,10 +16,12 @@ export interface ClusterDemoOptions {
   readonly image?: string;
   readonly logger?: Logger;
   readonly onProgress?: (line: string) => void;
-  /** Committed epochs to wait for before the kill (default 2). */
+  /** Committed epochs to wait for before the kill (default 2: the full one and an incremental one). */
   readonly killAfterEpochs?: number;
-  /** Whole run limit (default 1 500 000 ms). */
+  /** Whole run limit (default 600 000 ms). */
   readonly timeoutMs?: number;
+  /** Limit for the restored workload to print its done marker (default 150 000 ms). */
+  readonly finishTimeoutMs?: number;
   /** Keep the testbed run directory (logs, stores, manifest) after tear-down. */
   readonly keepRunDir?: boolean;
 }
@@ -30,6 +32,8 @@ export interface ClusterDemoResult {
   readonly verificationLines: readonly string[];
   readonly runs: number;
   readonly killedAfterEpoch: number;
+  /** The kill hit a running workload (started, not yet finished): otherwise the restore proves nothing. */
+  readonly killedMidRun: boolean;
   readonly restoredEpoch: number;
   readonly restoreMs: number;
   readonly replayedFrames: number;
@@ -43,6 +47,8 @@ export interface ClusterDemoResult {
 
 const OUT = "/root/npb.out";
 const DONE = "VPC-NPB-DONE";
+/** NPB prints this once every rank has initialised and the timed iterations begin. */
+const STARTED = "Initialization time";
 
 export function workloadCommand(config: ClusterConfig): string {
   const vms = clusterVms(config).map((v) => v.name);
@@ -59,7 +65,7 @@ export async function runClusterDemo(o: ClusterDemoOptions): Promise<ClusterDemo
   const t0 = performance.now();
   const say = (l: string): void => o.onProgress?.(l);
   const { config } = o;
-  const deadline = Date.now() + (o.timeoutMs ?? 1_500_000);
+  const deadline = Date.now() + (o.timeoutMs ?? 600_000);
   say(`testbed: ${config.hosts.length} netns hosts on ${config.fabric.prefix}`);
   const testbed = await testbedUp({
     hosts: config.hosts.map((h) => ({ name: h.name, ip: h.fabricIp })),
@@ -71,6 +77,8 @@ export async function runClusterDemo(o: ClusterDemoOptions): Promise<ClusterDemo
     const common = {
       config,
       testbed,
+      // A hung boot or restore must not outlive the run limit.
+      bootTimeoutMs: Math.min(300_000, o.timeoutMs ?? 600_000),
       ...(o.image === undefined ? {} : { image: o.image }),
       ...(o.logger === undefined ? {} : { logger: o.logger }),
       ...(o.onProgress === undefined ? {} : { onProgress: o.onProgress }),
@@ -86,15 +94,43 @@ export async function runClusterDemo(o: ClusterDemoOptions): Promise<ClusterDemo
     say(
       `workload: ${config.workload.kernel.toUpperCase()}.${config.workload.class} -n ${config.workload.np} ×${config.workload.repeat}`,
     );
-    await cluster.exec(first, workloadCommand(config), 30_000);
+    const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+    const remaining = (what: string): number => {
+      const left = deadline - Date.now();
+      if (left <= 0) throw new ClusterError("CLUSTER_STATE", `${what}: run limit reached`);
+      return left;
+    };
+    const output = async (): Promise<string> =>
+      (
+        await cluster!.exec(
+          first,
+          `cat ${OUT} 2>/dev/null || true`,
+          Math.min(30_000, remaining("reading the workload output")),
+        )
+      ).stdout;
+    // The full first epoch is the slow one: take it before the workload starts, so that the kill
+    // lands early in the run, after an incremental epoch of the running workload.
     cluster.startCheckpoints(show);
-    const want = o.killAfterEpochs ?? 2;
-    while ((await cluster.committedEpochs()).length < want) {
-      if (Date.now() > deadline) throw new ClusterError("CLUSTER_STATE", "no checkpoints committed in time");
-      await new Promise((r) => setTimeout(r, 250));
+    while ((await cluster.committedEpochs()).length < 1) {
+      remaining("waiting for the first committed epoch");
+      await sleep(250);
     }
-    const out0 = (await cluster.exec(first, `cat ${OUT}`)).stdout;
-    if (out0.includes(DONE)) say("warning: the workload finished before the kill; raise workload.repeat");
+    await cluster.exec(first, workloadCommand(config), 30_000);
+    let out0 = "";
+    while (!out0.includes(STARTED) && !out0.includes(DONE)) {
+      await sleep(500);
+      out0 = await output();
+    }
+    const startedAt = (await cluster.committedEpochs()).length;
+    const want = Math.max(o.killAfterEpochs ?? 2, startedAt + 1);
+    while ((await cluster.committedEpochs()).length < want) {
+      remaining(`waiting for ${want} committed epochs`);
+      await sleep(250);
+    }
+    out0 = await output();
+    const completedRuns = out0.match(/Benchmark Completed\./g)?.length ?? 0;
+    const killedMidRun = out0.includes(STARTED) && completedRuns < config.workload.repeat;
+    if (!killedMidRun) say("warning: the workload finished before the kill; raise workload.repeat");
     const before = [...cluster.metrics];
     const abortedBefore = cluster.aborted.length;
     say("killing the whole cluster (SIGKILL every QEMU, drop every agent)");
@@ -107,13 +143,17 @@ export async function runClusterDemo(o: ClusterDemoOptions): Promise<ClusterDemo
       `restored epoch ${result.epoch} in ${(result.totalMs / 1000).toFixed(2)} s (replayed ${result.vms.reduce((a, v) => a + v.replayed, 0)} frames)`,
     );
     cluster.startCheckpoints(show);
+    const finishBy = Math.min(deadline, Date.now() + (o.finishTimeoutMs ?? 150_000));
     let out = "";
     for (;;) {
-      if (Date.now() > deadline)
-        throw new ClusterError("CLUSTER_STATE", `workload not finished in time; output so far:\n${out}`);
-      out = (await cluster.exec(first, `cat ${OUT}`, 30_000)).stdout;
+      out = await output();
       if (out.includes(DONE)) break;
-      await new Promise((r) => setTimeout(r, 2000));
+      if (Date.now() > finishBy)
+        throw new ClusterError(
+          "CLUSTER_STATE",
+          `the restored workload did not finish within ${((o.finishTimeoutMs ?? 150_000) / 1000).toFixed(0)} s; output so far:\n${out}`,
+        );
+      await sleep(2000);
     }
     await cluster.stopCheckpoints();
     const verificationLines = out
@@ -137,6 +177,7 @@ export async function runClusterDemo(o: ClusterDemoOptions): Promise<ClusterDemo
       verificationLines,
       runs: blocks.length,
       killedAfterEpoch,
+      killedMidRun,
       restoredEpoch: result.epoch,
       restoreMs: result.totalMs,
       replayedFrames: result.vms.reduce((a, v) => a + v.replayed, 0),
