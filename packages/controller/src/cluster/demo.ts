@@ -47,8 +47,8 @@ export interface ClusterDemoResult {
 
 const OUT = "/root/npb.out";
 const DONE = "VPC-NPB-DONE";
-/** NPB prints this once every rank has initialised and the timed iterations begin. */
-const STARTED = "Initialization time";
+/** NPB prints this table header once every rank has initialised and the timed iterations begin. */
+const STARTED = /^\s+iteration\s/m;
 
 export function workloadCommand(config: ClusterConfig): string {
   const vms = clusterVms(config).map((v) => v.name);
@@ -117,7 +117,7 @@ export async function runClusterDemo(o: ClusterDemoOptions): Promise<ClusterDemo
     }
     await cluster.exec(first, workloadCommand(config), 30_000);
     let out0 = "";
-    while (!out0.includes(STARTED) && !out0.includes(DONE)) {
+    while (!STARTED.test(out0) && !out0.includes(DONE)) {
       await sleep(500);
       out0 = await output();
     }
@@ -129,7 +129,7 @@ export async function runClusterDemo(o: ClusterDemoOptions): Promise<ClusterDemo
     }
     out0 = await output();
     const completedRuns = out0.match(/Benchmark Completed\./g)?.length ?? 0;
-    const killedMidRun = out0.includes(STARTED) && completedRuns < config.workload.repeat;
+    const killedMidRun = STARTED.test(out0) && completedRuns < config.workload.repeat;
     if (!killedMidRun) say("warning: the workload finished before the kill; raise workload.repeat");
     const before = [...cluster.metrics];
     const abortedBefore = cluster.aborted.length;
