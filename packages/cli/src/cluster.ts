@@ -52,7 +52,7 @@ export function formatClusterSummary(r: ClusterDemoResult): string {
   const solo = incr.flatMap((e) => Object.values(e.soloDowntimeMs));
   const lines = [
     ...r.verificationLines.map((l) => `  ${l}`),
-    `result            ${r.verified ? "VERIFIED" : "NOT VERIFIED"} (${r.runs} runs)`,
+    `result            ${r.verified ? "VERIFIED" : "NOT VERIFIED"} (${r.runs} runs)${r.finalizeHang ? "; mpiexec hung in MPI_Finalize after the result (MPICH 4.0.2 issue, docs/cluster.md)" : ""}`,
     `epochs            ${r.epochs.length} committed, ${r.abortedEpochs} aborted; killed after epoch ${r.killedAfterEpoch}, restored epoch ${r.restoredEpoch}`,
     `restore           ${(r.restoreMs / 1000).toFixed(2)} s for the whole cluster, ${r.replayedFrames} channel-log frames replayed`,
     `VC downtime       median ${median(incr.map((e) => e.vcDowntimeMs)).toFixed(1)} ms (incremental epochs), max ${Math.max(...r.epochs.map((e) => e.vcDowntimeMs)).toFixed(1)} ms`,

@@ -11,20 +11,17 @@ const RUN_LIMIT_MS = 210_000;
 const FINISH_LIMIT_MS = 150_000;
 const TEARDOWN_MS = 90_000;
 
-// OPEN PROBLEM (why this test is opt-in, VPC_CLUSTER_TEST=1): MPICH 4.0.2 (Debian, ch4:ucx,
-// UCX 1.13) often hangs in MPI_Finalize across these VMs, with or without checkpoints: the
-// ranks of one host finish their UCX endpoint disconnects and block in the PMI barrier that
-// follows, while a rank of the other host still spins in its disconnect waiting for a reply to
-// 25 bytes it sent them (unread in their socket). The result block is printed, mpiexec never
-// exits. Reproduced without any checkpoint in 2–3 of 4 plain `mpiexec -n 4 cg S` runs; see
-// docs/cluster.md "MPI finalize hang". Until that is fixed, a default CI run would fail on a
-// hang that is not vpc's.
-const enabled = process.env.VPC_CLUSTER_TEST === "1";
+// Known MPI library problem, not vpc's: MPICH 4.0.2 (Debian, ch4:ucx, UCX 1.13) often hangs in
+// MPI_Finalize across these VMs, with or without checkpoints (docs/cluster.md "MPI finalize
+// hang"). The demo judges the run by its result blocks: every run's block must be printed and
+// verified; if mpiexec then does not exit within the grace period, the hang is reported
+// (finalizeHang) instead of waited out. Everything before MPI_Finalize — the computation that
+// crossed the kill and the restore — must be complete and verified for the test to pass.
 
 // Two netns hosts, two VMs each, an NPB kernel across the four VMs with global vpc checkpoints
 // every second; the whole cluster is killed mid-run and restored from the last committed epoch.
 // Needs root, `make guest` with the NPB binaries, and a built controller (the agents run dist/).
-describe.runIf(enabled)("virtual cluster on netns hosts (TCG)", () => {
+describe("virtual cluster on netns hosts (TCG)", () => {
   it(
     "survives a whole-cluster kill and finishes with a verified NPB result, leaving nothing",
     async () => {
