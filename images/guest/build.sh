@@ -23,17 +23,9 @@ drivers/net/net_failover drivers/net/virtio_net"
 
 log() { echo "guest: $*" >&2; }
 
-resolve_kernel() { apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-/ {print $2; exit}'; }
-kernel_pkg=$(resolve_kernel)
-if [ -z "$kernel_pkg" ] && [ "$(id -u)" -eq 0 ]; then
-  # Fresh machines (CI containers) often have empty apt lists.
-  log "apt lists lack linux-image-amd64; running apt-get update"
-  apt-get update -qq >&2
-  kernel_pkg=$(resolve_kernel)
-fi
-[ -n "$kernel_pkg" ] || { log "cannot resolve linux-image-amd64 (run apt-get update)"; exit 1; }
-kernel_ver=$(apt-cache policy "$kernel_pkg" | awk '/Candidate:/ {print $2}')
-kernel_release=${kernel_pkg#linux-image-}
+# shellcheck source=../lib/debian-kernel.sh
+source "$HERE/../lib/debian-kernel.sh"
+resolve_kernel
 
 npb_files=()
 if [ -d "$NPB_BIN_DIR" ]; then
@@ -49,7 +41,7 @@ inputs_hash=$(
   {
     echo "kernel=$kernel_pkg=$kernel_ver"
     echo "$pkg_versions"
-    (cd "$HERE" && find build.sh rootfs programs -type f -print0 | sort -z | xargs -0 sha256sum)
+    (cd "$HERE" && find build.sh ../lib rootfs programs -type f -print0 | sort -z | xargs -0 sha256sum)
     if [ $with_mpi = 1 ]; then
       (cd "$NPB_BIN_DIR" && sha256sum "${npb_files[@]##*/}")
     fi
@@ -69,13 +61,7 @@ mkdir -p "$WORK" "$OUT/cache"
 ROOT="$WORK/root"
 
 # --- kernel ---------------------------------------------------------------
-deb="$OUT/cache/${kernel_pkg}_${kernel_ver//:/%3a}_amd64.deb"
-if [ ! -f "$deb" ]; then
-  log "downloading $kernel_pkg $kernel_ver"
-  (cd "$OUT/cache" && rm -f "${kernel_pkg}"_*.deb && apt-get download -q "$kernel_pkg=$kernel_ver" 2>&1 | grep -v '^W: Download is performed unsandboxed' >&2 || true)
-  deb=$(ls "$OUT/cache/${kernel_pkg}"_*_amd64.deb)
-fi
-dpkg-deb -x "$deb" "$WORK/kernel"
+unpack_kernel "$OUT/cache" "$WORK/kernel"
 cp "$WORK/kernel/boot/vmlinuz-$kernel_release" "$OUT/vmlinuz.new"
 
 # --- root filesystem ----------------------------------------------------------

@@ -25,24 +25,16 @@ KEEP_DRIVERS="net virtio char block vhost"
 
 log() { echo "host: $*" >&2; }
 
-resolve_kernel() { apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-/ {print $2; exit}'; }
-kernel_pkg=$(resolve_kernel)
-if [ -z "$kernel_pkg" ] && [ "$(id -u)" -eq 0 ]; then
-  # Fresh machines (CI containers) often have empty apt lists.
-  log "apt lists lack linux-image-amd64; running apt-get update"
-  apt-get update -qq >&2
-  kernel_pkg=$(resolve_kernel)
-fi
-[ -n "$kernel_pkg" ] || { log "cannot resolve linux-image-amd64 (run apt-get update)"; exit 1; }
-kernel_ver=$(apt-cache policy "$kernel_pkg" | awk '/Candidate:/ {print $2}')
-kernel_release=${kernel_pkg#linux-image-}
+# shellcheck source=../lib/debian-kernel.sh
+source "$HERE/../lib/debian-kernel.sh"
+resolve_kernel
 
 pkg_versions=$(dpkg-query -W -f='${Package}=${Version}\n' busybox-static dropbear-bin kmod 2>/dev/null | sort)
 inputs_hash=$(
   {
     echo "kernel=$kernel_pkg=$kernel_ver"
     echo "$pkg_versions"
-    (cd "$HERE" && find build.sh rootfs -type f -print0 | sort -z | xargs -0 sha256sum)
+    (cd "$HERE" && find build.sh ../lib rootfs -type f -print0 | sort -z | xargs -0 sha256sum)
   } | sha256sum | cut -d' ' -f1
 )
 
@@ -60,13 +52,7 @@ mkdir -p "$WORK" "$CACHE"
 ROOT="$WORK/root"
 
 # --- kernel (the .deb is shared with images/guest) ---------------------------------
-deb="$CACHE/${kernel_pkg}_${kernel_ver//:/%3a}_amd64.deb"
-if [ ! -f "$deb" ]; then
-  log "downloading $kernel_pkg $kernel_ver"
-  (cd "$CACHE" && rm -f "${kernel_pkg}"_*.deb && apt-get download -q "$kernel_pkg=$kernel_ver" 2>&1 | grep -v '^W: Download is performed unsandboxed' >&2 || true)
-  deb=$(ls "$CACHE/${kernel_pkg}"_*_amd64.deb)
-fi
-dpkg-deb -x "$deb" "$WORK/kernel"
+unpack_kernel "$CACHE" "$WORK/kernel"
 cp "$WORK/kernel/boot/vmlinuz-$kernel_release" "$OUT/vmlinuz.new"
 
 # --- module tree for the L1: everything but most hardware drivers, with modules.dep --
