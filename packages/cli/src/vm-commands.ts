@@ -103,13 +103,21 @@ export interface CheckpointArgs {
   readonly logger?: Logger;
 }
 
+/** Options both commands take, parsed and checked the same way. */
+const SHARED_OPTIONS = {
+  store: { type: "string" },
+  image: { type: "string" },
+  json: { type: "boolean", default: false },
+  "log-level": { type: "string" },
+  help: { type: "boolean", short: "h", default: false },
+} as const;
+
 export function parseCheckpointArgs(args: readonly string[]): CheckpointArgs {
   const { values, positionals } = parseArgs({
     args: [...args],
     strict: true,
     allowPositionals: true,
     options: {
-      store: { type: "string" },
       engine: { type: "string", default: "vpc" },
       "interval-ms": { type: "string" },
       count: { type: "string" },
@@ -117,10 +125,7 @@ export function parseCheckpointArgs(args: readonly string[]): CheckpointArgs {
       mem: { type: "string" },
       workload: { type: "string", default: "vpc-memcheck -m 16" },
       metrics: { type: "string" },
-      image: { type: "string" },
-      json: { type: "boolean", default: false },
-      "log-level": { type: "string" },
-      help: { type: "boolean", short: "h", default: false },
+      ...SHARED_OPTIONS,
     },
   });
   if (positionals.length > 0) throw new UsageError(`unexpected argument: ${positionals[0]}`);
@@ -166,15 +171,11 @@ export function parseRestoreArgs(args: readonly string[]): RestoreArgs {
     strict: true,
     allowPositionals: true,
     options: {
-      store: { type: "string" },
       vm: { type: "string", default: "vm0" },
       epoch: { type: "string" },
       exec: { type: "string" },
       hold: { type: "boolean", default: false },
-      image: { type: "string" },
-      json: { type: "boolean", default: false },
-      "log-level": { type: "string" },
-      help: { type: "boolean", short: "h", default: false },
+      ...SHARED_OPTIONS,
     },
   });
   if (positionals.length > 0) throw new UsageError(`unexpected argument: ${positionals[0]}`);
