@@ -6,6 +6,7 @@ import { runPredictorCli } from "@vpc/predictor";
 import { runClusterCli } from "./cluster.js";
 import { type DemoOptions, type DemoResult, runDemo } from "./demo.js";
 import { runDoctorCommand } from "./doctor.js";
+import { runTestbedCli } from "./testbed.js";
 import { runCheckpointCommand, runRestoreCommand } from "./vm-commands.js";
 
 export const EXIT_OK = 0;
@@ -21,6 +22,7 @@ const USAGE = `Usage: vpc <command> [options]
 
 Commands:
   demo                      boot a VM, checkpoint it, kill it, restore it, and check that it continued
+  testbed up|status|down    the long-lived netns testbed of a config (hosts, state, clean-up)
   cluster demo|up|down      netns hosts, a VM cluster running NPB with global checkpoints, kill + restore
   checkpoint --store DIR    boot a VM and take checkpoints with an engine (stop-copy, cow, vpc, ...)
   restore --store DIR       restart a VM from a committed epoch of a checkpoint store
@@ -140,6 +142,7 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
     return command === undefined ? EXIT_USAGE : EXIT_OK;
   }
   if (command === "cluster") return runClusterCli(rest, io);
+  if (command === "testbed") return runTestbedCli(rest, io);
   if (command === "predictor") return runPredictorCli([...rest], io);
   if (command === "eval") return runEvalCli(rest, io);
   if (command === "report") return runReportCli(rest, io);

@@ -32,7 +32,8 @@ Options:
   --json          print the result as JSON
   --keep          keep the run directory (stores, manifest, agent logs) after tear-down`;
 
-function defaultConfig(): string {
+/** testbed/default.json of the repository this runs in (searched upwards from the cwd). */
+export function defaultConfig(): string {
   let dir = process.cwd();
   for (let i = 0; i < 8; i++) {
     const p = join(dir, "testbed", "default.json");

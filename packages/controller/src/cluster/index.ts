@@ -45,3 +45,18 @@ export {
   testbedLeftovers,
   testbedUp,
 } from "./testbed.js";
+export {
+  checkConfigOnMachine,
+  checkGuestRam,
+  configGuestMiB,
+  fabricConflicts,
+  parseMemAvailableMiB,
+  type TestbedSessionHostStatus,
+  type TestbedSessionStatus,
+  type TestbedSessionUpResult,
+  testbedSessionDir,
+  testbedSessionDown,
+  testbedSessionRoot,
+  testbedSessionStatus,
+  testbedSessionUp,
+} from "./testbed-session.js";

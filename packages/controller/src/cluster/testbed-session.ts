@@ -1,0 +1,208 @@
+/**
+ * The long-lived testbed behind `vpc testbed up|status|down`: one fixed run directory per
+ * cluster config name, so `up` twice finds the first and `down` after a crash finds everything.
+ *
+ * Only the netns hosts are left running. The cluster's VMs are not: a host agent stops its VMs
+ * when its SSH channel to the controller ends (agent/main.ts — nothing may outlive the agent),
+ * so VMs booted by `up` would die with the `up` process. VMs are booted by the command that
+ * uses them (`vpc cluster demo`), which keeps its controller alive for as long as they run.
+ */
+import { execFile } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
+import { connect } from "node:net";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { type ClusterConfig, clusterVms, formatIp, parsePrefix } from "./config.js";
+import { ClusterConfigError } from "./errors.js";
+import { readTestbedState, TESTBED_STATE_FILE, testbedDown, testbedLeftovers, testbedUp } from "./testbed.js";
+
+const exec = promisify(execFile);
+
+/** Root of the per-config run directories (override with $VPC_TESTBED_DIR). */
+export function testbedSessionRoot(env: NodeJS.ProcessEnv = process.env): string {
+  return env.VPC_TESTBED_DIR ?? "/run/vpc-testbed";
+}
+
+export function testbedSessionDir(configName: string, root = testbedSessionRoot()): string {
+  return join(root, configName);
+}
+
+/** Guest RAM the config asks for, in MiB. */
+export function configGuestMiB(config: ClusterConfig): number {
+  return clusterVms(config).reduce((a, v) => a + v.memMiB, 0);
+}
+
+/** Rejects a config whose guests need more RAM than `availableMiB` (MemAvailable). */
+export function checkGuestRam(config: ClusterConfig, availableMiB: number): void {
+  const need = configGuestMiB(config);
+  if (need > availableMiB)
+    throw new ClusterConfigError(
+      "hosts",
+      `the VMs need ${need} MiB of guest RAM but this machine has ${availableMiB} MiB available`,
+    );
+}
+
+/** MemAvailable of /proc/meminfo in MiB. */
+export function parseMemAvailableMiB(meminfo: string): number {
+  const m = /^MemAvailable:\s+(\d+) kB$/m.exec(meminfo);
+  if (!m) throw new Error("no MemAvailable line in /proc/meminfo");
+  return Math.floor(Number(m[1]) / 1024);
+}
+
+/**
+ * Addresses from `ip -o -4 addr show` output that fall inside `prefix` (a bridge of another
+ * testbed or a real network there would make the fabric unroutable).
+ */
+export function fabricConflicts(prefix: string, ipAddrOutput: string): string[] {
+  const { base, length } = parsePrefix("fabricPrefix", prefix);
+  const size = 2 ** (32 - length);
+  const out: string[] = [];
+  for (const line of ipAddrOutput.split("\n")) {
+    const m = /^\d+:\s+(\S+)\s+inet\s+(\d+)\.(\d+)\.(\d+)\.(\d+)\/\d+/.exec(line);
+    if (!m) continue;
+    const addr = [m[2], m[3], m[4], m[5]].reduce((a, o) => a * 256 + Number(o), 0);
+    if (addr >= base && addr < base + size) out.push(`${formatIp(addr)} on ${m[1]}`);
+  }
+  return out;
+}
+
+/** Checks of the machine a config needs before anything is created. */
+export async function checkConfigOnMachine(config: ClusterConfig): Promise<void> {
+  checkGuestRam(config, parseMemAvailableMiB(readFileSync("/proc/meminfo", "utf8")));
+  const addrs = (await exec("ip", ["-o", "-4", "addr", "show"])).stdout;
+  const taken = fabricConflicts(config.fabric.prefix, addrs);
+  if (taken.length > 0)
+    throw new ClusterConfigError(
+      "fabricPrefix",
+      `${config.fabric.prefix} overlaps addresses already on this machine: ${taken.join(", ")}`,
+    );
+}
+
+export interface TestbedSessionHostStatus {
+  readonly name: string;
+  readonly netns: string;
+  readonly ip: string;
+  readonly ssh: string;
+  readonly problems: readonly string[];
+}
+
+export interface TestbedSessionStatus {
+  readonly config: string;
+  readonly runDir: string;
+  /** `down`: no state; `up`: everything is there; `broken`: see `problems`. */
+  readonly state: "down" | "up" | "broken";
+  readonly bridge?: string;
+  readonly clientKey?: string;
+  readonly hosts: readonly TestbedSessionHostStatus[];
+  readonly vms: readonly { name: string; host: string; dataIp: string; state: string }[];
+  readonly problems: readonly string[];
+}
+
+function pidAlive(pid: number | undefined, runDir: string): boolean {
+  if (pid === undefined) return false;
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, "utf8").includes(runDir);
+  } catch {
+    return false;
+  }
+}
+
+function portOpen(host: string, port: number, timeoutMs: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const sock = connect({ host, port });
+    const done = (ok: boolean): void => {
+      sock.destroy();
+      resolve(ok);
+    };
+    sock.setTimeout(timeoutMs, () => done(false));
+    sock.once("connect", () => done(true));
+    sock.once("error", () => done(false));
+  });
+}
+
+async function linkExists(name: string): Promise<boolean> {
+  return exec("ip", ["link", "show", name]).then(
+    () => true,
+    () => false,
+  );
+}
+
+/** What of the testbed in `runDir` is there and what is missing. */
+export async function testbedSessionStatus(
+  config: ClusterConfig,
+  runDir: string,
+): Promise<TestbedSessionStatus> {
+  const vms = clusterVms(config).map((v) => ({
+    name: v.name,
+    host: v.hostId,
+    dataIp: v.dataIp,
+    state: "not booted",
+  }));
+  if (!existsSync(join(runDir, TESTBED_STATE_FILE)))
+    return { config: config.name, runDir, state: "down", hosts: [], vms, problems: [] };
+  const st = await readTestbedState(runDir);
+  const problems: string[] = [];
+  if (!st.ready) problems.push("up did not finish (crashed or still running)");
+  if (!(await linkExists(st.bridge))) problems.push(`bridge ${st.bridge} is missing`);
+  const hosts: TestbedSessionHostStatus[] = [];
+  for (const h of st.hosts) {
+    const p: string[] = [];
+    if (!existsSync(join("/run/netns", h.netns))) p.push(`namespace ${h.netns} is missing`);
+    if (!(await linkExists(h.veth))) p.push(`link ${h.veth} is missing`);
+    if (!pidAlive(h.dropbearPid, st.runDir)) p.push(`dropbear (pid ${h.dropbearPid ?? "?"}) is not running`);
+    else if (!(await portOpen(h.ip, h.sshPort, 2000))) p.push(`ssh ${h.ip}:${h.sshPort} does not answer`);
+    hosts.push({ name: h.name, netns: h.netns, ip: h.ip, ssh: `root@${h.ip}:${h.sshPort}`, problems: p });
+    problems.push(...p.map((x) => `${h.name}: ${x}`));
+  }
+  for (const hc of config.hosts)
+    if (!st.hosts.some((h) => h.name === hc.name))
+      problems.push(`host ${hc.name} of the config was never created`);
+  return {
+    config: config.name,
+    runDir,
+    state: problems.length === 0 ? "up" : "broken",
+    bridge: st.bridge,
+    clientKey: `${st.clientKey}.dropbear`,
+    hosts,
+    vms,
+    problems,
+  };
+}
+
+export interface TestbedSessionUpResult {
+  /** False when a healthy testbed was already up (nothing was done). */
+  readonly created: boolean;
+  /** What a broken earlier testbed left and `up` removed first. */
+  readonly repaired: readonly string[];
+  readonly status: TestbedSessionStatus;
+}
+
+/**
+ * Brings up the config's netns hosts in `runDir` unless they are already up. A broken earlier
+ * testbed there (crashed `up`, a host killed by hand) is removed first, then made anew.
+ */
+export async function testbedSessionUp(
+  config: ClusterConfig,
+  runDir: string,
+): Promise<TestbedSessionUpResult> {
+  const before = await testbedSessionStatus(config, runDir);
+  if (before.state === "up") return { created: false, repaired: [], status: before };
+  const repaired = before.state === "broken" ? await testbedDown(runDir) : [];
+  await checkConfigOnMachine(config);
+  await testbedUp({
+    hosts: config.hosts.map((h) => ({ name: h.name, ip: h.fabricIp })),
+    bridgeIp: config.fabric.bridgeIp,
+    prefixLength: config.fabric.prefixLength,
+    runDir,
+  });
+  return { created: true, repaired, status: await testbedSessionStatus(config, runDir) };
+}
+
+/** Removes everything of the testbed in `runDir`; returns what was removed and what is left. */
+export async function testbedSessionDown(runDir: string): Promise<{ removed: string[]; left: string[] }> {
+  if (!existsSync(join(runDir, TESTBED_STATE_FILE))) return { removed: [], left: [] };
+  // Read first: down removes the run directory with the state file in it.
+  const st = await readTestbedState(runDir);
+  const removed = await testbedDown(runDir);
+  return { removed, left: await testbedLeftovers(st) };
+}
