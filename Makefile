@@ -5,7 +5,13 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 BUILD := build
 
-.PHONY: help setup images npb guest host build test demo doctor clean
+.PHONY: help setup images npb guest host build test demo doctor testbed clean
+
+# `make testbed up|status|down`: the word after `testbed` is its action, not a target of its own.
+ifeq (testbed,$(firstword $(MAKECMDGOALS)))
+  TESTBED_ACTION := $(or $(word 2,$(MAKECMDGOALS)),status)
+  $(eval $(TESTBED_ACTION):;@:)
+endif
 
 help:
 	@echo "make demo    set up this machine, build everything, run the main job"
@@ -14,6 +20,7 @@ help:
 	@echo "make images  build NPB binaries, the guest image and the L1 host image (cached)"
 	@echo "make doctor  check this machine's prerequisites and print how to fix what is missing"
 	@echo "make build   build every package"
+	@echo "make testbed up|status|down   the default testbed (testbed/default.json)"
 	@echo "make clean   remove build outputs"
 
 setup:
@@ -40,6 +47,9 @@ test: setup images
 # second, the whole cluster killed mid-run and restored, the verification line and metrics.
 demo: setup images build
 	node packages/cli/dist/bin.js cluster demo
+
+testbed: $(if $(filter up,$(TESTBED_ACTION)),setup images) build
+	node packages/cli/dist/bin.js testbed $(TESTBED_ACTION) $(if $(CONFIG),--config $(CONFIG))
 
 doctor: build
 	node packages/cli/dist/bin.js doctor
