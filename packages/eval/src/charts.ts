@@ -53,13 +53,20 @@ function soloDowntime(rows: readonly GroupRow[]): ChartSpec | null {
           encoding: {
             x,
             xOffset,
-            y: { field: "median", type: "quantitative", title: "solo VM downtime (ms)" },
+            // symlog: qemu-stop's ~1 s pauses would otherwise flatten the ~10 ms engines to nothing
+            y: {
+              field: "median",
+              type: "quantitative",
+              title: "solo VM downtime (ms, symlog scale)",
+              scale: { type: "symlog" },
+              axis: { values: [0, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000] },
+            },
             color: { field: "engine", type: "nominal", title: "engine" },
           },
         },
         {
           mark: { type: "tick", color: "black", thickness: 2 },
-          encoding: { x, xOffset, y: { field: "p95", type: "quantitative" } },
+          encoding: { x, xOffset, y: { field: "p95", type: "quantitative", scale: { type: "symlog" } } },
         },
       ],
     },
