@@ -25,6 +25,8 @@ log() { echo "guest: $*" >&2; }
 
 # shellcheck source=../lib/debian-kernel.sh
 source "$HERE/../lib/debian-kernel.sh"
+# shellcheck source=../lib/image.sh
+source "$HERE/../lib/image.sh"
 resolve_kernel
 
 npb_files=()
@@ -110,15 +112,7 @@ for m in $MODULES; do
 done
 
 # --- keys -------------------------------------------------------------------------
-# Kept across rebuilds so a running testbed's clients stay valid.
-if [ ! -f "$OUT/client_key.dropbear" ] || [ ! -f "$OUT/client_key" ]; then
-  rm -f "$OUT/client_key.dropbear" "$OUT/client_key" "$OUT/client_key.pub" "$OUT/host_key.dropbear"
-  dropbearkey -t ed25519 -f "$OUT/client_key.dropbear" 2>/dev/null | grep '^ssh-ed25519' > "$OUT/client_key.pub"
-  # ssh2 (npm) cannot read dropbear's own key format.
-  dropbearconvert dropbear openssh "$OUT/client_key.dropbear" "$OUT/client_key" 2>/dev/null
-  dropbearkey -t ed25519 -f "$OUT/host_key.dropbear" >/dev/null 2>&1
-  chmod 600 "$OUT/client_key" "$OUT/client_key.dropbear" "$OUT/host_key.dropbear"
-fi
+ensure_keys "$OUT"
 cp "$OUT/client_key.pub" "$ROOT/root/.ssh/authorized_keys"
 cp "$OUT/client_key.dropbear" "$ROOT/root/.ssh/id_dropbear"
 cp "$OUT/host_key.dropbear" "$ROOT/etc/dropbear/dropbear_ed25519_host_key"
@@ -157,13 +151,10 @@ EOF
 fi
 
 # --- pack ------------------------------------------------------------------------------
-(cd "$ROOT" && find . -print0 | sort -z | cpio --null -o -H newc --quiet) > "$WORK/initrd.cpio"
-zstd -q -T0 -12 -f "$WORK/initrd.cpio" -o "$OUT/initrd.img.new"
+pack_initramfs "$ROOT" "$WORK/initrd.cpio" "$OUT/initrd.img.new"
 mv "$OUT/vmlinuz.new" "$OUT/vmlinuz"
 mv "$OUT/initrd.img.new" "$OUT/initrd.img"
 
-size() { stat -c %s "$1"; }
-json_list() { local first=1; printf '['; for x in "$@"; do [ $first = 1 ] || printf ', '; printf '"%s"' "$x"; first=0; done; printf ']'; }
 cat > "$OUT/manifest.json.new" <<EOF
 {
   "format": "vpc-guest-image/1",

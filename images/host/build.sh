@@ -27,6 +27,8 @@ log() { echo "host: $*" >&2; }
 
 # shellcheck source=../lib/debian-kernel.sh
 source "$HERE/../lib/debian-kernel.sh"
+# shellcheck source=../lib/image.sh
+source "$HERE/../lib/image.sh"
 resolve_kernel
 
 pkg_versions=$(dpkg-query -W -f='${Package}=${Version}\n' busybox-static dropbear-bin kmod 2>/dev/null | sort)
@@ -86,29 +88,18 @@ done | awk '!seen[$0]++' | while read -r ko; do
 done
 
 # --- keys -------------------------------------------------------------------------------
-# Kept across rebuilds so clients of running hosts stay valid.
-if [ ! -f "$OUT/client_key.dropbear" ] || [ ! -f "$OUT/client_key" ] || [ ! -f "$OUT/host_key.dropbear" ]; then
-  rm -f "$OUT/client_key.dropbear" "$OUT/client_key" "$OUT/client_key.pub" "$OUT/host_key.dropbear"
-  dropbearkey -t ed25519 -f "$OUT/client_key.dropbear" 2>/dev/null | grep '^ssh-ed25519' > "$OUT/client_key.pub"
-  # ssh2 (npm) cannot read dropbear's own key format.
-  dropbearconvert dropbear openssh "$OUT/client_key.dropbear" "$OUT/client_key" 2>/dev/null
-  dropbearkey -t ed25519 -f "$OUT/host_key.dropbear" >/dev/null 2>&1
-  chmod 600 "$OUT/client_key" "$OUT/client_key.dropbear" "$OUT/host_key.dropbear"
-fi
+ensure_keys "$OUT"
 cp "$OUT/client_key.pub" "$ROOT/etc/vpc-host/authorized_keys"
 cp "$OUT/host_key.dropbear" "$ROOT/etc/vpc-host/host_key"
 chmod 600 "$ROOT/etc/vpc-host/host_key"
 
 # --- pack ---------------------------------------------------------------------------------
-(cd "$ROOT" && find . -print0 | sort -z | cpio --null -o -H newc --quiet) > "$WORK/initrd.cpio"
-zstd -q -T0 -12 -f "$WORK/initrd.cpio" -o "$OUT/initrd.img.new"
+pack_initramfs "$ROOT" "$WORK/initrd.cpio" "$OUT/initrd.img.new"
 rm -rf "$OUT/modules"
 mv "$MODS" "$OUT/modules"
 mv "$OUT/vmlinuz.new" "$OUT/vmlinuz"
 mv "$OUT/initrd.img.new" "$OUT/initrd.img"
 
-size() { stat -c %s "$1"; }
-json_list() { local first=1; printf '['; for x in "$@"; do [ $first = 1 ] || printf ', '; printf '"%s"' "$x"; first=0; done; printf ']'; }
 cat > "$OUT/manifest.json.new" <<EOF
 {
   "format": "vpc-host-image/1",
