@@ -142,7 +142,16 @@ export class Cluster {
 
   async #connect(): Promise<void> {
     const secret = (await readFile(join(this.controllerDir, "secret"), "utf8")).trim();
-    const key = await readFile(this.testbed.clientKey);
+    const keys = new Map<string, Buffer>();
+    const keyOf = async (path: string): Promise<Buffer> => {
+      const cached = keys.get(path);
+      if (cached) return cached;
+      const key = await readFile(path).catch((cause: unknown) => {
+        throw new ClusterError("CLUSTER_CONFIG", `cannot read the private key ${path}`, { cause });
+      });
+      keys.set(path, key);
+      return key;
+    };
     const tunnels: { host: string; port: number }[] = [];
     for (const hc of this.config.hosts) {
       const tb = this.testbed.hosts.find((h) => h.name === hc.name);
@@ -154,12 +163,14 @@ export class Cluster {
         hostId: hc.name,
         address: tb.ip,
         port: tb.sshPort,
-        privateKey: key,
+        user: tb.user ?? "root",
+        privateKey: await keyOf(tb.keyPath ?? this.testbed.clientKey),
+        ...(tb.agentModule === undefined ? {} : { agentModule: tb.agentModule }),
         env: {
           TMPDIR: join(tb.dir, "tmp"),
           ...(process.env.VPC_LOG ? { VPC_LOG: process.env.VPC_LOG } : {}),
         },
-        logFile: join(tb.dir, "agent.log"),
+        logFile: join(tb.localDir ?? tb.dir, "agent.log"),
         logger: this.#log,
       });
       this.#hosts.push(client);

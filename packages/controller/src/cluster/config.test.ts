@@ -22,6 +22,65 @@ function fieldOf(input: unknown): string {
   throw new Error("accepted");
 }
 
+describe("host kinds", () => {
+  const ssh = { name: "r1", kind: "ssh", address: "10.9.0.5", key: "/keys/id", vms: [{ name: "rvm" }] };
+
+  it("defaults to netns and gives fabric addresses only to emulated hosts", () => {
+    const c = validateClusterConfig({
+      hosts: [
+        ssh,
+        { name: "q1", kind: "qemu", vms: [{ name: "qvm" }] },
+        { name: "n1", vms: [{ name: "nvm" }] },
+      ],
+    });
+    expect(c.hosts.map((h) => [h.name, h.kind, h.fabricIp])).toEqual([
+      ["r1", "ssh", "10.9.0.5"],
+      ["q1", "qemu", "10.77.0.2"],
+      ["n1", "netns", "10.77.0.3"],
+    ]);
+    expect(c.hosts[0]!.ssh).toEqual({
+      address: "10.9.0.5",
+      port: 22,
+      user: "root",
+      key: "/keys/id",
+      dir: "/var/tmp/vpc-vc-r1",
+      agentModule: undefined,
+    });
+    expect(c.hosts[1]!.qemu).toEqual({ memMiB: 1536, cpus: 1 });
+  });
+
+  it("sizes a qemu host for its guests and rejects one too small", () => {
+    const big = validateClusterConfig({
+      vm: { memMiB: 1024 },
+      hosts: [{ name: "q1", kind: "qemu", vms: [{ name: "a" }, { name: "b" }] }],
+    });
+    expect(big.hosts[0]!.qemu!.memMiB).toBe(2731); // 2048 MiB of guests in 3/4 of the L1's RAM
+    expect(
+      fieldOf({ hosts: [{ name: "q1", kind: "qemu", memMiB: 600, vms: [{ name: "a", memMiB: 512 }] }] }),
+    ).toBe("hosts[0].memMiB");
+  });
+
+  it("rejects unknown kinds, fields of another kind, missing keys and clashing addresses", () => {
+    expect(fieldOf({ hosts: [{ name: "h", kind: "xen", vms: [{ name: "v" }] }] })).toBe("hosts[0].kind");
+    expect(fieldOf({ hosts: [{ name: "h", address: "1.2.3.4", vms: [{ name: "v" }] }] })).toBe(
+      "hosts[0].address",
+    );
+    expect(fieldOf({ hosts: [{ ...ssh, key: undefined }] })).toBe("hosts[0].key");
+    expect(fieldOf({ hosts: [{ ...ssh, key: "relative/key" }] })).toBe("hosts[0].key");
+    expect(fieldOf({ hosts: [{ ...ssh, address: "bad host!" }] })).toBe("hosts[0].address");
+    expect(fieldOf({ hosts: [{ ...ssh, address: "10.77.0.1" }] })).toBe("hosts[0].address");
+    expect(
+      fieldOf({
+        hosts: [
+          { name: "n1", vms: [{ name: "v" }] },
+          { ...ssh, address: "10.77.0.2" },
+        ],
+      }),
+    ).toBe("hosts[1].address");
+    expect(fieldOf({ hosts: [{ name: "h", bogus: 1, vms: [{ name: "v" }] }] })).toBe("hosts[0].bogus");
+  });
+});
+
 describe("cluster config", () => {
   it("fills defaults and derives fabric and data addresses", () => {
     const c = validateClusterConfig(base);

@@ -5,6 +5,7 @@
  * the first bad field as a JSON path (e.g. `hosts[1].vms[0].memMiB`).
  */
 import { readFile } from "node:fs/promises";
+import { isAbsolute } from "node:path";
 import { isNpbClass, isNpbKernel, type NpbClass, type NpbKernel } from "@vpc/npb";
 import { parseEngineSpec } from "../engines/spec.js";
 import { ClusterConfigError } from "./errors.js";
@@ -24,10 +25,7 @@ export interface ClusterConfigInput {
   readonly epochTimeoutMs?: number;
   /** Defaults for every VM. */
   readonly vm?: { readonly memMiB?: number; readonly cpus?: number };
-  readonly hosts: readonly {
-    readonly name: string;
-    readonly vms: readonly { readonly name: string; readonly memMiB?: number; readonly cpus?: number }[];
-  }[];
+  readonly hosts: readonly ClusterHostInput[];
   readonly workload?: {
     readonly kernel?: string;
     readonly class?: string;
@@ -40,6 +38,30 @@ export interface ClusterConfigInput {
   readonly fsync?: boolean;
 }
 
+/** The kinds of host (ARCHITECTURE.md §5); the agent, vnet and checkpoint code are the same for all. */
+export const HOST_KINDS = ["netns", "qemu", "ssh"] as const;
+export type HostKind = (typeof HOST_KINDS)[number];
+
+export interface ClusterHostInput {
+  readonly name: string;
+  /** Default "netns". */
+  readonly kind?: string;
+  readonly vms: readonly { readonly name: string; readonly memMiB?: number; readonly cpus?: number }[];
+  /** `qemu` hosts: RAM and vCPUs of the L1 VM. */
+  readonly memMiB?: number;
+  readonly cpus?: number;
+  /** `ssh` hosts: an existing Linux machine. */
+  readonly address?: string;
+  readonly port?: number;
+  readonly user?: string;
+  /** Private key (OpenSSH format) the controller logs in with. */
+  readonly key?: string;
+  /** The host's working directory (stores, sockets, logs); default /var/tmp/vpc-<cluster>-<host>. */
+  readonly dir?: string;
+  /** Path of @vpc/controller's dist/index.js on the host, when it is installed there already. */
+  readonly agentModule?: string;
+}
+
 export interface ClusterVmConfig {
   readonly name: string;
   readonly hostId: string;
@@ -49,11 +71,31 @@ export interface ClusterVmConfig {
   readonly dataIp: string;
 }
 
+export interface QemuHostConfig {
+  readonly memMiB: number;
+  readonly cpus: number;
+}
+
+export interface SshHostConfig {
+  readonly address: string;
+  readonly port: number;
+  readonly user: string;
+  /** Absolute path of the private key on this machine. */
+  readonly key: string;
+  readonly dir: string;
+  readonly agentModule: string | undefined;
+}
+
 export interface ClusterHostConfig {
   readonly name: string;
-  /** Fabric address without prefix. */
+  readonly kind: HostKind;
+  /** Fabric address without prefix (for `ssh` hosts: their address). */
   readonly fabricIp: string;
   readonly vms: readonly ClusterVmConfig[];
+  /** Set for `qemu` hosts. */
+  readonly qemu?: QemuHostConfig;
+  /** Set for `ssh` hosts. */
+  readonly ssh?: SshHostConfig;
 }
 
 export interface ClusterConfig {
@@ -75,6 +117,59 @@ export interface ClusterConfig {
 }
 
 const NAME = /^[a-z][a-z0-9]{0,7}$/;
+const SSH_FIELDS = ["address", "port", "user", "key", "dir", "agentModule"];
+const HOST_FIELDS = new Set(["name", "kind", "vms", "memMiB", "cpus", ...SSH_FIELDS]);
+
+/**
+ * RAM an L1 host keeps for itself (kernel, Node, the agent, QEMU processes) beyond its guests'
+ * RAM files, which live in its /dev/shm (3/4 of its RAM by default, images/host).
+ */
+const QEMU_HOST_OWN_MIB = 384;
+
+/** Guest RAM an L1 host of `memMiB` can hold. */
+export function qemuGuestBudgetMiB(memMiB: number): number {
+  return Math.min(Math.floor((memMiB * 3) / 4), memMiB - QEMU_HOST_OWN_MIB);
+}
+
+/** The smallest L1 RAM that holds `guestMiB` of guests. */
+export function qemuHostMiBFor(guestMiB: number): number {
+  return Math.max(Math.ceil((guestMiB * 4) / 3), guestMiB + QEMU_HOST_OWN_MIB);
+}
+
+const HOSTNAME =
+  /^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
+const USER = /^[a-z_][a-z0-9_-]{0,31}$/;
+
+function sshHostConfig(
+  f: string,
+  ho: Record<string, unknown>,
+  cluster: string,
+  hostId: string,
+): SshHostConfig {
+  if (typeof ho.address !== "string" || !HOSTNAME.test(ho.address))
+    fail(
+      `${f}.address`,
+      `an ssh host needs an address (IPv4 or DNS name), got ${JSON.stringify(ho.address)}`,
+    );
+  if (typeof ho.key !== "string" || !isAbsolute(ho.key))
+    fail(`${f}.key`, "an ssh host needs the absolute path of a private key (OpenSSH format)");
+  const user = ho.user ?? "root";
+  if (typeof user !== "string" || !USER.test(user))
+    fail(`${f}.user`, `not a user name: ${JSON.stringify(user)}`);
+  const dir = ho.dir ?? `/var/tmp/vpc-${cluster}-${hostId}`;
+  if (typeof dir !== "string" || !isAbsolute(dir) || /[\s'"\\]/.test(dir))
+    fail(`${f}.dir`, "must be an absolute path without spaces or quotes");
+  if (ho.agentModule !== undefined && (typeof ho.agentModule !== "string" || !isAbsolute(ho.agentModule)))
+    fail(`${f}.agentModule`, "must be an absolute path");
+  return {
+    address: ho.address,
+    port: int(`${f}.port`, ho.port, 1, 65535, 22),
+    user,
+    key: ho.key,
+    dir,
+    agentModule: ho.agentModule as string | undefined,
+  };
+}
 const VM_NAME = /^[a-z][a-z0-9-]{0,30}$/;
 
 function fail(field: string, message: string): never {
@@ -165,19 +260,26 @@ export function validateClusterConfig(input: unknown): ClusterConfig {
 
   if (!Array.isArray(c.hosts) || c.hosts.length === 0) fail("hosts", "must be a non-empty array");
   const hostSize = 2 ** (32 - fabric.length);
-  if (c.hosts.length + 2 > hostSize) fail("hosts", `${c.hosts.length} hosts do not fit in ${c.fabricPrefix}`);
   const hostNames = new Set<string>();
   const vmNames = new Set<string>();
   let vmIndex = 0;
+  let fabricIndex = 0;
   const dataSize = 2 ** (32 - data.length);
   const hosts = (c.hosts as unknown[]).map((h, i): ClusterHostConfig => {
     const f = `hosts[${i}]`;
     if (typeof h !== "object" || h === null) fail(f, "must be an object");
     const ho = h as Record<string, unknown>;
+    for (const k of Object.keys(ho)) if (!HOST_FIELDS.has(k)) fail(`${f}.${k}`, "unknown field");
     if (typeof ho.name !== "string" || !NAME.test(ho.name))
       fail(`${f}.name`, "must be 1-8 lowercase letters or digits");
     if (hostNames.has(ho.name)) fail(`${f}.name`, `duplicate host ${ho.name}`);
     hostNames.add(ho.name);
+    const kind = ho.kind ?? "netns";
+    if (typeof kind !== "string" || !(HOST_KINDS as readonly string[]).includes(kind))
+      fail(`${f}.kind`, `unknown host kind ${JSON.stringify(kind)} (one of ${HOST_KINDS.join(", ")})`);
+    const hostKind = kind as HostKind;
+    for (const k of hostKind === "ssh" ? ["memMiB", "cpus"] : SSH_FIELDS)
+      if (ho[k] !== undefined) fail(`${f}.${k}`, `is not a field of ${hostKind} hosts`);
     if (!Array.isArray(ho.vms) || ho.vms.length === 0) fail(`${f}.vms`, "must be a non-empty array");
     const hostId = ho.name;
     const vms = (ho.vms as unknown[]).map((v, j): ClusterVmConfig => {
@@ -198,7 +300,31 @@ export function validateClusterConfig(input: unknown): ClusterConfig {
         dataIp: `${formatIp(data.base + offset)}/${data.length}`,
       };
     });
-    return { name: hostId, fabricIp: formatIp(fabric.base + 2 + i), vms };
+    const guestMiB = vms.reduce((a, v) => a + v.memMiB, 0);
+    if (hostKind === "ssh") {
+      const ssh = sshHostConfig(f, ho, name, hostId);
+      return { name: hostId, kind: hostKind, fabricIp: ssh.address, vms, ssh };
+    }
+    if (fabricIndex + 3 > hostSize) fail(f, `no address left in fabricPrefix ${c.fabricPrefix}`);
+    const fabricIp = formatIp(fabric.base + 2 + fabricIndex++);
+    if (hostKind === "netns") return { name: hostId, kind: hostKind, fabricIp, vms };
+    const qemu = {
+      memMiB: int(`${f}.memMiB`, ho.memMiB, 512, 65536, Math.max(1536, qemuHostMiBFor(guestMiB))),
+      cpus: int(`${f}.cpus`, ho.cpus, 1, 64, 1),
+    };
+    if (qemuHostMiBFor(guestMiB) > qemu.memMiB)
+      fail(
+        `${f}.memMiB`,
+        `the VMs of qemu host ${hostId} need ${guestMiB} MiB of guest RAM; an L1 host of ${qemu.memMiB} MiB ` +
+          `gives its guests at most ${qemuGuestBudgetMiB(qemu.memMiB)} MiB (set memMiB ≥ ${qemuHostMiBFor(guestMiB)})`,
+      );
+    return { name: hostId, kind: hostKind, fabricIp, vms, qemu };
+  });
+  const addresses = new Map<string, string>([[formatIp(fabric.base + 1), "the fabric bridge"]]);
+  hosts.forEach((h, i) => {
+    const other = addresses.get(h.fabricIp);
+    if (other !== undefined) fail(`hosts[${i}].address`, `${h.fabricIp} is already ${other}`);
+    addresses.set(h.fabricIp, `host ${h.name}`);
   });
 
   const w = (c.workload ?? {}) as Record<string, unknown>;

@@ -15,6 +15,8 @@ export interface HostConnectOptions {
   readonly hostId: string;
   readonly address: string;
   readonly port: number;
+  /** Default root. */
+  readonly user?: string;
   readonly privateKey: Buffer;
   /** Environment for the agent (e.g. TMPDIR) — set on its command line, dropbear passes none. */
   readonly env?: Readonly<Record<string, string>>;
@@ -79,7 +81,7 @@ export class HostClient {
       ssh.connect({
         host: o.address,
         port: o.port,
-        username: "root",
+        username: o.user ?? "root",
         privateKey: o.privateKey,
         readyTimeout: o.connectTimeoutMs ?? 20_000,
         // Testbed hosts get a host key per run; the address is on this machine's own bridge.

@@ -8,9 +8,16 @@ export {
   type ClusterConfig,
   type ClusterConfigInput,
   type ClusterHostConfig,
+  type ClusterHostInput,
   type ClusterVmConfig,
   clusterVms,
+  HOST_KINDS,
+  type HostKind,
   loadClusterConfig,
+  type QemuHostConfig,
+  qemuGuestBudgetMiB,
+  qemuHostMiBFor,
+  type SshHostConfig,
   validateClusterConfig,
 } from "./config.js";
 export {
@@ -39,6 +46,7 @@ export { encodeRpcMessage, MAX_RPC_FRAME_BYTES, RpcDecoder, type RpcMessage } fr
 export {
   readTestbedState,
   type TestbedHost,
+  type TestbedHostSpec,
   type TestbedState,
   type TestbedUpOptions,
   testbedDown,
@@ -54,6 +62,7 @@ export {
   type TestbedSessionHostStatus,
   type TestbedSessionStatus,
   type TestbedSessionUpResult,
+  testbedHostSpecs,
   testbedSessionDir,
   testbedSessionDown,
   testbedSessionRoot,

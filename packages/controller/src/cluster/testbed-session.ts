@@ -14,7 +14,14 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { type ClusterConfig, clusterVms, formatIp, parsePrefix } from "./config.js";
 import { ClusterConfigError } from "./errors.js";
-import { readTestbedState, TESTBED_STATE_FILE, testbedDown, testbedLeftovers, testbedUp } from "./testbed.js";
+import {
+  readTestbedState,
+  TESTBED_STATE_FILE,
+  type TestbedHostSpec,
+  testbedDown,
+  testbedLeftovers,
+  testbedUp,
+} from "./testbed.js";
 
 const exec = promisify(execFile);
 
@@ -25,6 +32,17 @@ export function testbedSessionRoot(env: NodeJS.ProcessEnv = process.env): string
 
 export function testbedSessionDir(configName: string, root = testbedSessionRoot()): string {
   return join(root, configName);
+}
+
+/** What `testbedUp` makes for the hosts of a cluster config. */
+export function testbedHostSpecs(config: ClusterConfig): TestbedHostSpec[] {
+  return config.hosts.map((h) => ({
+    name: h.name,
+    ip: h.fabricIp,
+    kind: h.kind,
+    ...(h.qemu === undefined ? {} : { qemu: h.qemu }),
+    ...(h.ssh === undefined ? {} : { ssh: h.ssh }),
+  }));
 }
 
 /** Guest RAM the config asks for, in MiB. */
@@ -190,7 +208,7 @@ export async function testbedSessionUp(
   const repaired = before.state === "broken" ? await testbedDown(runDir) : [];
   await checkConfigOnMachine(config);
   await testbedUp({
-    hosts: config.hosts.map((h) => ({ name: h.name, ip: h.fabricIp })),
+    hosts: testbedHostSpecs(config),
     bridgeIp: config.fabric.bridgeIp,
     prefixLength: config.fabric.prefixLength,
     runDir,

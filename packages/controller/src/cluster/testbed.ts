@@ -16,6 +16,7 @@ import { chmod, mkdir, readFile, rename, rm, writeFile } from "node:fs/promises"
 import { connect } from "node:net";
 import { join, resolve } from "node:path";
 import { promisify } from "node:util";
+import type { HostKind, QemuHostConfig, SshHostConfig } from "./config.js";
 import { TestbedError } from "./errors.js";
 
 const exec = promisify(execFile);
@@ -25,8 +26,14 @@ export const TESTBED_STATE_FILE = "testbed.json";
 
 export interface TestbedHostSpec {
   readonly name: string;
-  /** Fabric address without prefix. */
+  /** Fabric address without prefix (an `ssh` host's address). */
   readonly ip: string;
+  /** Default "netns". */
+  readonly kind?: HostKind;
+  /** `qemu` hosts: the L1 VM's size. */
+  readonly qemu?: QemuHostConfig;
+  /** `ssh` hosts: how to reach the machine. */
+  readonly ssh?: SshHostConfig;
 }
 
 export interface TestbedUpOptions {
@@ -41,13 +48,23 @@ export interface TestbedUpOptions {
 
 export interface TestbedHost {
   readonly name: string;
+  /** Absent in state files of older versions: "netns". */
+  readonly kind?: HostKind;
   readonly ip: string;
   readonly sshPort: number;
+  /** SSH user (default root). */
+  readonly user?: string;
+  /** Private key (OpenSSH format) for this host; default the testbed's `clientKey`. */
+  readonly keyPath?: string;
+  /** Path of @vpc/controller's dist/index.js on the host; default this machine's. */
+  readonly agentModule?: string;
   readonly netns: string;
   /** veth end in the root namespace (its peer is `fab0` in the host's namespace). */
   readonly veth: string;
-  /** The host's private directory (home, store, run dirs). */
+  /** The host's private directory as the host sees it (home, store, run dirs). */
   readonly dir: string;
+  /** This machine's directory for the host (agent log); default `dir` (the same for netns hosts). */
+  readonly localDir?: string;
   /** What the host sees as /dev/shm. */
   readonly shmDir: string;
   dropbearPid?: number;
@@ -162,6 +179,10 @@ export async function testbedUp(options: TestbedUpOptions): Promise<TestbedState
     await run("bridge", "ip", ["link", "set", state.bridge, "up"]);
 
     for (const spec of options.hosts) {
+      if ((spec.kind ?? "netns") !== "netns")
+        throw new TestbedError("host-kind", `host ${spec.name}: ${spec.kind} hosts are not supported yet`, {
+          hostId: spec.name,
+        });
       const host: TestbedHost = {
         name: spec.name,
         ip: spec.ip,
