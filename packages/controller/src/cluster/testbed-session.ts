@@ -9,7 +9,6 @@
  */
 import { execFile } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
-import { connect } from "node:net";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { type ClusterConfig, clusterVms, formatIp, parsePrefix } from "./config.js";
@@ -19,6 +18,7 @@ import {
   TESTBED_STATE_FILE,
   type TestbedHostSpec,
   testbedDown,
+  testbedHostProblems,
   testbedLeftovers,
   testbedUp,
 } from "./testbed.js";
@@ -116,28 +116,6 @@ export interface TestbedSessionStatus {
   readonly problems: readonly string[];
 }
 
-function pidAlive(pid: number | undefined, runDir: string): boolean {
-  if (pid === undefined) return false;
-  try {
-    return readFileSync(`/proc/${pid}/cmdline`, "utf8").includes(runDir);
-  } catch {
-    return false;
-  }
-}
-
-function portOpen(host: string, port: number, timeoutMs: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const sock = connect({ host, port });
-    const done = (ok: boolean): void => {
-      sock.destroy();
-      resolve(ok);
-    };
-    sock.setTimeout(timeoutMs, () => done(false));
-    sock.once("connect", () => done(true));
-    sock.once("error", () => done(false));
-  });
-}
-
 async function linkExists(name: string): Promise<boolean> {
   return exec("ip", ["link", "show", name]).then(
     () => true,
@@ -164,11 +142,7 @@ export async function testbedSessionStatus(
   if (!(await linkExists(st.bridge))) problems.push(`bridge ${st.bridge} is missing`);
   const hosts: TestbedSessionHostStatus[] = [];
   for (const h of st.hosts) {
-    const p: string[] = [];
-    if (!existsSync(join("/run/netns", h.netns))) p.push(`namespace ${h.netns} is missing`);
-    if (!(await linkExists(h.veth))) p.push(`link ${h.veth} is missing`);
-    if (!pidAlive(h.dropbearPid, st.runDir)) p.push(`dropbear (pid ${h.dropbearPid ?? "?"}) is not running`);
-    else if (!(await portOpen(h.ip, h.sshPort, 2000))) p.push(`ssh ${h.ip}:${h.sshPort} does not answer`);
+    const p = await testbedHostProblems(st, h);
     hosts.push({ name: h.name, netns: h.netns, ip: h.ip, ssh: `root@${h.ip}:${h.sshPort}`, problems: p });
     problems.push(...p.map((x) => `${h.name}: ${x}`));
   }

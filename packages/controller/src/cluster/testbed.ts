@@ -362,6 +362,30 @@ export async function testbedDown(runDir: string, options: { keepRunDir?: boolea
   return removed;
 }
 
+function portOpen(host: string, port: number, timeoutMs: number): Promise<boolean> {
+  return new Promise((resolvePromise) => {
+    const sock = connect({ host, port });
+    const done = (ok: boolean): void => {
+      sock.destroy();
+      resolvePromise(ok);
+    };
+    sock.setTimeout(timeoutMs, () => done(false));
+    sock.once("connect", () => done(true));
+    sock.once("error", () => done(false));
+  });
+}
+
+/** What is wrong with one host of a testbed that `up` made (empty: healthy). */
+export async function testbedHostProblems(state: TestbedState, h: TestbedHost): Promise<string[]> {
+  const p: string[] = [];
+  if (!(await netnsExists(h.netns))) p.push(`namespace ${h.netns} is missing`);
+  if (!(await linkExists(h.veth))) p.push(`link ${h.veth} is missing`);
+  if (h.dropbearPid === undefined || !processCmdline(h.dropbearPid)?.includes(state.runDir))
+    p.push(`dropbear (pid ${h.dropbearPid ?? "?"}) is not running`);
+  else if (!(await portOpen(h.ip, h.sshPort, 2000))) p.push(`ssh ${h.ip}:${h.sshPort} does not answer`);
+  return p;
+}
+
 /** What of a testbed still exists (for `status` and leak checks in tests). */
 export async function testbedLeftovers(state: TestbedState): Promise<string[]> {
   const left: string[] = [];
