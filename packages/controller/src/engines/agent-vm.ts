@@ -1,11 +1,13 @@
 /** Starting (or restoring) a VM with the dirty-log agent preloaded and attached to its RAM. */
 import {
   type AgentDir,
+  AgentError,
   agentLibraryPath,
   createAgentDir,
   DirtyLogClient,
   type TrackingMode,
 } from "@vpc/dirty-log";
+import { defaultLogger, type Logger } from "../logger.js";
 import { type RestoredVm, type RestoreVmOptions, restoreVm } from "../restore.js";
 import { Vm, type VmOptions } from "../vm.js";
 
@@ -37,7 +39,7 @@ export async function startVmWithAgent(
       preload: agentLibraryPath(),
       env: { ...(options.env ?? {}), VPC_DIRTY_LOG_SOCKET: agentDir.socketPath },
     });
-    return await attachTo(vm, agentDir, agentOptions);
+    return await attachTo(vm, agentDir, agentOptions, options.logger);
   } catch (e) {
     await vm?.shutdown().catch(() => undefined);
     await agentDir.remove();
@@ -57,7 +59,7 @@ export async function restoreVmWithAgent(
       ...options,
       overrides: { preload: agentLibraryPath(), env: { VPC_DIRTY_LOG_SOCKET: agentDir.socketPath } },
     });
-    return { ...(await attachTo(restored.vm, agentDir, agentOptions)), restored };
+    return { ...(await attachTo(restored.vm, agentDir, agentOptions, options.logger)), restored };
   } catch (e) {
     await restored?.vm.shutdown().catch(() => undefined);
     await agentDir.remove();
@@ -65,14 +67,31 @@ export async function restoreVmWithAgent(
   }
 }
 
-async function attachTo(vm: Vm, agentDir: AgentDir, o: AgentVmOptions): Promise<AgentVm> {
+/** errno the agent reports when the kernel's userfaultfd lacks a mode's features. */
+const ENOTSUP = 95;
+
+async function attachTo(
+  vm: Vm,
+  agentDir: AgentDir,
+  o: AgentVmOptions,
+  logger: Logger | undefined,
+): Promise<AgentVm> {
   const agent = await DirtyLogClient.connect(agentDir.socketPath, { timeoutMs: 10_000 });
   const stagingSlots = o.stagingSlots ?? (vm.config.memMiB * 1024 * 1024) / 4096;
   const mode = o.mode ?? "async";
   try {
     await agent.attach({ memPath: vm.ramPath, mode, stagingSlots });
   } catch (e) {
-    if (o.mode !== undefined) throw e;
+    // Only a kernel without WP_ASYNC/PAGEMAP_SCAN (< 6.7, e.g. Debian 12's 6.1 inside an L1
+    // host) falls back; any other attach failure is real and must not be masked by a retry.
+    const errno = AgentError.isInstance(e) && e.code === "AGENT_ERROR" ? (e as AgentError).errno : 0;
+    if (o.mode !== undefined || errno !== ENOTSUP) throw e;
+    (logger ?? defaultLogger()).log("warn", "vm.tracking-fallback", {
+      vm: vm.name,
+      wanted: "async",
+      using: "sync",
+      reason: (e as AgentError).agentMessage,
+    });
     await agent.attach({ memPath: vm.ramPath, mode: "sync", stagingSlots });
   }
   return {
