@@ -10,6 +10,7 @@ import { type ClusterConfig, clusterVms } from "./config.js";
 import type { EpochMetrics } from "./coordinator.js";
 import { ClusterError } from "./errors.js";
 import { testbedDown, testbedLeftovers, testbedUp } from "./testbed.js";
+import { testbedHostSpecs } from "./testbed-session.js";
 
 export interface ClusterDemoOptions {
   readonly config: ClusterConfig;
@@ -52,10 +53,12 @@ export interface ClusterDemoResult {
   readonly runDir: string;
 }
 
-const OUT = "/root/npb.out";
-const DONE = "VPC-NPB-DONE";
+/** Where the workload writes its output (guest RAM: it rolls back with a restore). */
+export const OUT = "/root/npb.out";
+/** Printed with the exit status once the workload command ends. */
+export const DONE = "VPC-NPB-DONE";
 /** NPB prints this table header once every rank has initialised and the timed iterations begin. */
-const STARTED = /^\s+iteration\s/m;
+export const STARTED = /^\s+iteration\s/m;
 
 /** The complete NPB result blocks in `out`, parsed (a block still being printed is left out). */
 export function resultBlocks(out: string): NpbResult[] {
@@ -87,9 +90,10 @@ export async function runClusterDemo(o: ClusterDemoOptions): Promise<ClusterDemo
   const say = (l: string): void => o.onProgress?.(l);
   const { config } = o;
   const deadline = Date.now() + (o.timeoutMs ?? 600_000);
-  say(`testbed: ${config.hosts.length} netns hosts on ${config.fabric.prefix}`);
+  const kinds = [...new Set(config.hosts.map((h) => h.kind))].join("/");
+  say(`testbed: ${config.hosts.length} ${kinds} hosts on ${config.fabric.prefix}`);
   const testbed = await testbedUp({
-    hosts: config.hosts.map((h) => ({ name: h.name, ip: h.fabricIp })),
+    hosts: testbedHostSpecs(config),
     bridgeIp: config.fabric.bridgeIp,
     prefixLength: config.fabric.prefixLength,
   });

@@ -24,6 +24,16 @@ describe("testbed session checks", () => {
     expect(() => checkGuestRam(config, 1023)).toThrow(/need 1024 MiB .* 1023 MiB available/);
   });
 
+  it("counts a qemu host's L1 RAM, not its guests' (they live inside it)", () => {
+    const mixed = validateClusterConfig({
+      hosts: [
+        { name: "n1", vms: [{ name: "a", memMiB: 256 }] },
+        { name: "q1", kind: "qemu", memMiB: 1024, vms: [{ name: "b", memMiB: 128 }] },
+      ],
+    });
+    expect(configGuestMiB(mixed)).toBe(256 + 1024);
+  });
+
   it("reads MemAvailable in MiB", () => {
     const meminfo = "MemTotal:       24576000 kB\nMemFree:  100 kB\nMemAvailable:    2097152 kB\n";
     expect(parseMemAvailableMiB(meminfo)).toBe(2048);

@@ -45,9 +45,15 @@ export function testbedHostSpecs(config: ClusterConfig): TestbedHostSpec[] {
   }));
 }
 
-/** Guest RAM the config asks for, in MiB. */
+/**
+ * RAM the config asks of this machine, in MiB: its VMs' RAM, except that a qemu host counts
+ * its L1's `memMiB` (its VMs live inside that RAM, in the L1's /dev/shm).
+ */
 export function configGuestMiB(config: ClusterConfig): number {
-  return clusterVms(config).reduce((a, v) => a + v.memMiB, 0);
+  return config.hosts.reduce(
+    (a, h) => a + (h.qemu === undefined ? h.vms.reduce((b, v) => b + v.memMiB, 0) : h.qemu.memMiB),
+    0,
+  );
 }
 
 /** Rejects a config whose guests need more RAM than `availableMiB` (MemAvailable). */
@@ -56,7 +62,7 @@ export function checkGuestRam(config: ClusterConfig, availableMiB: number): void
   if (need > availableMiB)
     throw new ClusterConfigError(
       "hosts",
-      `the VMs need ${need} MiB of guest RAM but this machine has ${availableMiB} MiB available`,
+      `the VMs (and qemu hosts) need ${need} MiB of RAM but this machine has ${availableMiB} MiB available`,
     );
 }
 

@@ -16,6 +16,13 @@ import { chmod, mkdir, readFile, rename, rm, writeFile } from "node:fs/promises"
 import { connect } from "node:net";
 import { join, resolve } from "node:path";
 import { promisify } from "node:util";
+import {
+  qemuTestbedHostDown,
+  qemuTestbedHostLeftovers,
+  qemuTestbedHostProblems,
+  startQemuTestbedHost,
+} from "../hosts/testbed-qemu.js";
+import type { Logger } from "../logger.js";
 import type { HostKind, QemuHostConfig, SshHostConfig } from "./config.js";
 import { TestbedError } from "./errors.js";
 
@@ -44,6 +51,10 @@ export interface TestbedUpOptions {
   readonly runDir?: string;
   /** Milliseconds to wait for every dropbear to accept connections (default 10 000). */
   readonly readyTimeoutMs?: number;
+  /** qemu hosts: limit for an L1 to boot and answer SSH (default QemuHost's, 180 000). */
+  readonly qemuBootTimeoutMs?: number;
+  /** qemu hosts: their QemuHost log lines. */
+  readonly logger?: Logger;
 }
 
 export interface TestbedHost {
@@ -65,9 +76,15 @@ export interface TestbedHost {
   readonly dir: string;
   /** This machine's directory for the host (agent log); default `dir` (the same for netns hosts). */
   readonly localDir?: string;
-  /** What the host sees as /dev/shm. */
+  /** What the host sees as /dev/shm (qemu hosts: this machine's directory of the L1's RAM file). */
   readonly shmDir: string;
   dropbearPid?: number;
+  /** qemu hosts: the L1's fabric tap (on the testbed bridge). */
+  readonly tap?: string;
+  /** qemu hosts: where QEMU writes its PID at start-up (recorded before it starts). */
+  readonly qemuPidFile?: string;
+  /** qemu hosts: the L1's QEMU, once it booted. */
+  qemuPid?: number;
 }
 
 export interface TestbedState {
@@ -159,6 +176,9 @@ export async function testbedUp(options: TestbedUpOptions): Promise<TestbedState
     const keyOut = await run("keygen", "dropbearkey", ["-t", "ed25519", "-f", `${state.clientKey}.dropbear`]);
     const pub = keyOut.split("\n").find((l) => l.startsWith("ssh-ed25519 "));
     if (!pub) throw new TestbedError("keygen", "dropbearkey printed no public key line");
+    // qemu hosts read it at boot through their share of this machine's root.
+    const pubFile = `${state.clientKey}.pub`;
+    await writeFile(pubFile, `${pub}\n`, { mode: 0o644 });
     // ssh2 does not read dropbear's own key format.
     await run("keygen", "dropbearconvert", [
       "dropbear",
@@ -178,7 +198,14 @@ export async function testbedUp(options: TestbedUpOptions): Promise<TestbedState
     ]);
     await run("bridge", "ip", ["link", "set", state.bridge, "up"]);
 
+    // One writer at a time: qemu hosts boot in parallel and each records itself.
+    let saving = Promise.resolve();
+    const save = (): Promise<void> => {
+      saving = saving.then(() => saveState(state));
+      return saving;
+    };
     for (const spec of options.hosts) {
+      if (spec.kind === "qemu") continue;
       if ((spec.kind ?? "netns") !== "netns")
         throw new TestbedError("host-kind", `host ${spec.name}: ${spec.kind} hosts are not supported yet`, {
           hostId: spec.name,
@@ -254,6 +281,30 @@ export async function testbedUp(options: TestbedUpOptions): Promise<TestbedState
       child.unref();
       await saveState(state);
     }
+    // Every L1 boots at once (tens of seconds each under TCG); a failed one fails `up` only after
+    // the others settled, so that the clean-up below never races a boot in flight.
+    const qemuBoots = await Promise.allSettled(
+      options.hosts
+        .filter((spec) => spec.kind === "qemu")
+        .map(async (spec) => {
+          if (spec.qemu === undefined)
+            throw new TestbedError("host-kind", `host ${spec.name}: qemu host without its L1 size`, {
+              hostId: spec.name,
+            });
+          return startQemuTestbedHost({
+            state,
+            name: spec.name,
+            ip: spec.ip,
+            qemu: spec.qemu,
+            publicKeyFile: pubFile,
+            save,
+            ...(options.qemuBootTimeoutMs === undefined ? {} : { bootTimeoutMs: options.qemuBootTimeoutMs }),
+            ...(options.logger === undefined ? {} : { logger: options.logger }),
+          });
+        }),
+    );
+    const failed = qemuBoots.find((r) => r.status === "rejected");
+    if (failed) throw failed.reason;
     const deadline = Date.now() + (options.readyTimeoutMs ?? 10_000);
     for (const h of state.hosts) {
       await waitForPort(h.ip, h.sshPort, deadline).catch((cause: unknown) => {
@@ -272,7 +323,8 @@ export async function testbedUp(options: TestbedUpOptions): Promise<TestbedState
   }
 }
 
-function processCmdline(pid: number): string | undefined {
+/** The command line of `pid` (NULs as spaces), undefined once it is gone. */
+export function processCmdline(pid: number): string | undefined {
   try {
     // Synchronous read keeps the check and the kill close together.
     return readFileSync(`/proc/${pid}/cmdline`, "utf8").replaceAll("\0", " ");
@@ -293,7 +345,7 @@ async function netnsPids(netns: string): Promise<number[]> {
   }
 }
 
-async function linkExists(name: string): Promise<boolean> {
+export async function linkExists(name: string): Promise<boolean> {
   try {
     await exec("ip", ["link", "show", name]);
     return true;
@@ -325,6 +377,10 @@ export async function testbedDown(runDir: string, options: { keepRunDir?: boolea
     }
   };
   for (const h of state.hosts) {
+    if (h.kind === "qemu") {
+      await qemuTestbedHostDown(state, h, step);
+      continue;
+    }
     const pid = h.dropbearPid;
     // Only our dropbear: its command line names this run's directory (guards against PID reuse).
     if (pid !== undefined && processCmdline(pid)?.includes(state.runDir)) {
@@ -362,7 +418,7 @@ export async function testbedDown(runDir: string, options: { keepRunDir?: boolea
   return removed;
 }
 
-function portOpen(host: string, port: number, timeoutMs: number): Promise<boolean> {
+export function portOpen(host: string, port: number, timeoutMs: number): Promise<boolean> {
   return new Promise((resolvePromise) => {
     const sock = connect({ host, port });
     const done = (ok: boolean): void => {
@@ -377,6 +433,7 @@ function portOpen(host: string, port: number, timeoutMs: number): Promise<boolea
 
 /** What is wrong with one host of a testbed that `up` made (empty: healthy). */
 export async function testbedHostProblems(state: TestbedState, h: TestbedHost): Promise<string[]> {
+  if (h.kind === "qemu") return qemuTestbedHostProblems(state, h);
   const p: string[] = [];
   if (!(await netnsExists(h.netns))) p.push(`namespace ${h.netns} is missing`);
   if (!(await linkExists(h.veth))) p.push(`link ${h.veth} is missing`);
@@ -390,6 +447,10 @@ export async function testbedHostProblems(state: TestbedState, h: TestbedHost): 
 export async function testbedLeftovers(state: TestbedState): Promise<string[]> {
   const left: string[] = [];
   for (const h of state.hosts) {
+    if (h.kind === "qemu") {
+      left.push(...(await qemuTestbedHostLeftovers(state, h)));
+      continue;
+    }
     if (await netnsExists(h.netns)) left.push(`netns ${h.netns}`);
     if (await linkExists(h.veth)) left.push(`link ${h.veth}`);
     if (h.dropbearPid !== undefined && processCmdline(h.dropbearPid)?.includes(state.runDir))

@@ -30,6 +30,14 @@ describe("buildHostArgs", () => {
     ]);
   });
 
+  it("asks QEMU for a pid file when given one, and rejects a relative path", () => {
+    expect(buildHostArgs({ ...base, pidFile: "/run/tb/h1/qemu.pid" }).qemuArgs.slice(-2)).toEqual([
+      "-pidfile",
+      "/run/tb/h1/qemu.pid",
+    ]);
+    expect(() => buildHostArgs({ ...base, pidFile: "qemu.pid" })).toThrow(/absolute/);
+  });
+
   it("makes a tap fabric NIC, named after the host unless given", () => {
     const a = buildHostArgs({ ...base, fabric: { ip: "10.77.0.21/24" } });
     expect(a.tap).toBe("vpcf-h1");

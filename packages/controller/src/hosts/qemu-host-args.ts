@@ -32,6 +32,8 @@ export interface HostArgsInput {
   /** Directory of this machine exported as the L1's root (default "/"). */
   readonly rootDir: string;
   readonly fabric?: FabricOption;
+  /** QEMU writes its PID here as soon as it starts (a crash-proof owner can record it before boot ends). */
+  readonly pidFile?: string;
 }
 
 export interface HostArgs {
@@ -76,6 +78,10 @@ export function buildHostArgs(input: HostArgsInput): HostArgs {
     "-virtfs",
     `local,path=${input.rootDir},mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap`,
   ];
+  if (input.pidFile !== undefined) {
+    checkPath("pidFile", input.pidFile);
+    qemuArgs.push("-pidfile", input.pidFile);
+  }
 
   const f = input.fabric;
   if (f === undefined) return { kernelArgs, qemuArgs, fabricNetdev: undefined, tap: undefined };

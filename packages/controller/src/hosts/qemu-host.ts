@@ -46,6 +46,11 @@ export interface QemuHostOptions {
   readonly qemuBinary?: string;
   /** Parent of the private runtime directory (QMP socket, serial log; default os.tmpdir()). */
   readonly runDir?: string;
+  /**
+   * QEMU writes its PID here at start-up, before the L1 boots: whoever must be able to kill it
+   * after a crash of this process (the testbed's `down`) records this path first.
+   */
+  readonly pidFile?: string;
   /** Parent of the private directory of the L1's RAM file (default /dev/shm). */
   readonly shmRoot?: string;
   /** Ready marker and SSH must arrive within this (default 180 000: TCG on a busy machine). */
@@ -121,6 +126,7 @@ export class QemuHost {
       modulesDir: image.modulesDir,
       rootDir: options.rootDir ?? "/",
       ...(options.fabric === undefined ? {} : { fabric: options.fabric }),
+      ...(options.pidFile === undefined ? {} : { pidFile: options.pidFile }),
     });
     const accel = await hostAccel(options.accel ?? "tcg", qemuBinary, logger);
     const vm = await Vm.start({
