@@ -14,6 +14,7 @@ import { type ClusterConfig, clusterVms } from "./config.js";
 import { type EpochMetrics, epochMetrics, type HostEpochReport, runGlobalEpoch } from "./coordinator.js";
 import { ClusterError } from "./errors.js";
 import { HostClient } from "./host-client.js";
+import { sshAgentWrapper } from "./ssh-host-remote.js";
 import type { TestbedState } from "./testbed.js";
 
 export const CLUSTER_MANIFEST_FORMAT = "vpc-cluster-epoch/1";
@@ -172,6 +173,12 @@ export class Cluster {
         },
         logFile: join(tb.localDir ?? tb.dir, "agent.log"),
         logger: this.#log,
+        ...(tb.kind === "ssh" && tb.ssh
+          ? {
+              hostKey: tb.ssh.hostKey,
+              wrapCommand: sshAgentWrapper({ dir: tb.dir, shmDir: tb.shmDir, isolated: tb.ssh.isolated }),
+            }
+          : {}),
       });
       this.#hosts.push(client);
       const { tunnel } = await client.call<{ tunnel: { host: string; port: number } }>(
@@ -183,7 +190,12 @@ export class Cluster {
           listenIp: tb.ip,
           engine: this.config.engine,
           fsync: this.config.fsync,
-          ...(this.#o.image === undefined ? {} : { image: this.#o.image }),
+          // An ssh host uses the image `up` found or copied there; the others share this machine's.
+          ...(tb.ssh?.imageDir !== undefined
+            ? { image: tb.ssh.imageDir }
+            : this.#o.image === undefined
+              ? {}
+              : { image: this.#o.image }),
         },
         30_000,
       );

@@ -45,6 +45,7 @@ describe("host kinds", () => {
       key: "/keys/id",
       dir: "/var/tmp/vpc-vc-r1",
       agentModule: undefined,
+      hostKey: undefined,
     });
     expect(c.hosts[1]!.qemu).toEqual({ memMiB: 1536, cpus: 1 });
   });
@@ -68,6 +69,13 @@ describe("host kinds", () => {
     expect(fieldOf({ hosts: [{ ...ssh, key: undefined }] })).toBe("hosts[0].key");
     expect(fieldOf({ hosts: [{ ...ssh, key: "relative/key" }] })).toBe("hosts[0].key");
     expect(fieldOf({ hosts: [{ ...ssh, address: "bad host!" }] })).toBe("hosts[0].address");
+    expect(fieldOf({ hosts: [{ ...ssh, hostKey: "SHA256:short" }] })).toBe("hosts[0].hostKey");
+    expect(fieldOf({ hosts: [{ ...ssh, hostKey: "MD5:aa:bb" }] })).toBe("hosts[0].hostKey");
+    expect(
+      fieldOf({ hosts: [{ name: "n1", hostKey: `SHA256:${"A".repeat(43)}`, vms: [{ name: "v" }] }] }),
+    ).toBe("hosts[0].hostKey");
+    const pinned = validateClusterConfig({ hosts: [{ ...ssh, hostKey: `SHA256:${"x/+9".repeat(10)}abc` }] });
+    expect(pinned.hosts[0]!.ssh!.hostKey).toBe(`SHA256:${"x/+9".repeat(10)}abc`);
     expect(fieldOf({ hosts: [{ ...ssh, address: "10.77.0.1" }] })).toBe("hosts[0].address");
     expect(
       fieldOf({

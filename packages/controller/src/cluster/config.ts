@@ -9,6 +9,7 @@ import { isAbsolute } from "node:path";
 import { isNpbClass, isNpbKernel, type NpbClass, type NpbKernel } from "@vpc/npb";
 import { parseEngineSpec } from "../engines/spec.js";
 import { ClusterConfigError } from "./errors.js";
+import { FINGERPRINT } from "./ssh-host.js";
 
 export interface ClusterConfigInput {
   readonly name?: string;
@@ -60,6 +61,8 @@ export interface ClusterHostInput {
   readonly dir?: string;
   /** Path of @vpc/controller's dist/index.js on the host, when it is installed there already. */
   readonly agentModule?: string;
+  /** The host's SSH key fingerprint (`SHA256:…`, as `ssh-keygen -lf` prints); default: trust on first use. */
+  readonly hostKey?: string;
 }
 
 export interface ClusterVmConfig {
@@ -84,6 +87,8 @@ export interface SshHostConfig {
   readonly key: string;
   readonly dir: string;
   readonly agentModule: string | undefined;
+  /** Expected host key fingerprint; undefined: pinned on first use in the testbed's run dir. */
+  readonly hostKey: string | undefined;
 }
 
 export interface ClusterHostConfig {
@@ -117,7 +122,7 @@ export interface ClusterConfig {
 }
 
 const NAME = /^[a-z][a-z0-9]{0,7}$/;
-const SSH_FIELDS = ["address", "port", "user", "key", "dir", "agentModule"];
+const SSH_FIELDS = ["address", "port", "user", "key", "dir", "agentModule", "hostKey"];
 const HOST_FIELDS = new Set(["name", "kind", "vms", "memMiB", "cpus", ...SSH_FIELDS]);
 
 /**
@@ -161,6 +166,11 @@ function sshHostConfig(
     fail(`${f}.dir`, "must be an absolute path without spaces or quotes");
   if (ho.agentModule !== undefined && (typeof ho.agentModule !== "string" || !isAbsolute(ho.agentModule)))
     fail(`${f}.agentModule`, "must be an absolute path");
+  if (ho.hostKey !== undefined && (typeof ho.hostKey !== "string" || !FINGERPRINT.test(ho.hostKey)))
+    fail(
+      `${f}.hostKey`,
+      "must be a SHA256 fingerprint as `ssh-keygen -lf` prints it (SHA256: + 43 base64 characters)",
+    );
   return {
     address: ho.address,
     port: int(`${f}.port`, ho.port, 1, 65535, 22),
@@ -168,6 +178,7 @@ function sshHostConfig(
     key: ho.key,
     dir,
     agentModule: ho.agentModule as string | undefined,
+    hostKey: ho.hostKey as string | undefined,
   };
 }
 const VM_NAME = /^[a-z][a-z0-9-]{0,30}$/;

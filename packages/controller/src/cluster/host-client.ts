@@ -10,6 +10,7 @@ import { Client, type ClientChannel } from "ssh2";
 import type { Logger } from "../logger.js";
 import { ClusterError } from "./errors.js";
 import { RpcPeer } from "./rpc.js";
+import { HostKeyError, hostKeyFingerprint, verifyHostKey } from "./ssh-host.js";
 
 export interface HostConnectOptions {
   readonly hostId: string;
@@ -26,6 +27,13 @@ export interface HostConnectOptions {
   readonly agentModule?: string;
   readonly logger: Logger;
   readonly connectTimeoutMs?: number;
+  /**
+   * `ssh` hosts: the fingerprint (`SHA256:…`) the host must present. Absent: any key (the
+   * emulated hosts get a new key per run and sit on this machine's own bridge).
+   */
+  readonly hostKey?: string;
+  /** `ssh` hosts: turns the agent's command into the one run on the host (see sshAgentCommand). */
+  readonly wrapCommand?: (command: string) => string;
 }
 
 /** dist/index.js of @vpc/controller, found from wherever this code runs (dist bundle or src). */
@@ -68,14 +76,17 @@ export class HostClient {
 
   static async connect(o: HostConnectOptions): Promise<HostClient> {
     const ssh = new Client();
+    let keyVerdict: ReturnType<typeof verifyHostKey> | undefined;
     await new Promise<void>((resolve, reject) => {
       ssh.once("ready", () => resolve());
       ssh.once("error", (e) =>
         reject(
-          new ClusterError("RPC_INTERRUPTED", `ssh to ${o.hostId} (${o.address}) failed: ${e.message}`, {
-            hostId: o.hostId,
-            cause: e,
-          }),
+          keyVerdict && !keyVerdict.ok
+            ? new HostKeyError(o.hostId, o.address, keyVerdict)
+            : new ClusterError("RPC_INTERRUPTED", `ssh to ${o.hostId} (${o.address}) failed: ${e.message}`, {
+                hostId: o.hostId,
+                cause: e,
+              }),
         ),
       );
       ssh.connect({
@@ -84,8 +95,11 @@ export class HostClient {
         username: o.user ?? "root",
         privateKey: o.privateKey,
         readyTimeout: o.connectTimeoutMs ?? 20_000,
-        // Testbed hosts get a host key per run; the address is on this machine's own bridge.
-        hostVerifier: () => true,
+        hostVerifier: (key: Buffer) => {
+          if (o.hostKey === undefined) return true;
+          keyVerdict = verifyHostKey(hostKeyFingerprint(key), undefined, o.hostKey);
+          return keyVerdict.ok;
+        },
       });
     });
     ssh.on("error", (e) => o.logger.log("warn", "cluster.ssh-error", { hostId: o.hostId, error: e.message }));
@@ -94,7 +108,8 @@ export class HostClient {
       .join(" ");
     const mod = o.agentModule ?? defaultAgentModule();
     const script = `import(${JSON.stringify(mod)}).then((m) => m.runHostAgent())`;
-    const command = `exec env ${env} node --input-type=module -e ${shellQuote(script)}`;
+    const agent = `exec env ${env} node --input-type=module -e ${shellQuote(script)}`;
+    const command = o.wrapCommand ? o.wrapCommand(agent) : agent;
     const channel = await new Promise<ClientChannel>((resolve, reject) =>
       ssh.exec(command, (err, ch) => (err ? reject(err) : resolve(ch))),
     ).catch((e: unknown) => {

@@ -41,7 +41,7 @@ export function testbedHostSpecs(config: ClusterConfig): TestbedHostSpec[] {
     ip: h.fabricIp,
     kind: h.kind,
     ...(h.qemu === undefined ? {} : { qemu: h.qemu }),
-    ...(h.ssh === undefined ? {} : { ssh: h.ssh }),
+    ...(h.ssh === undefined ? {} : { ssh: h.ssh, guestMiB: h.vms.reduce((a, v) => a + v.memMiB, 0) }),
   }));
 }
 

@@ -25,6 +25,15 @@ import {
 import type { Logger } from "../logger.js";
 import type { HostKind, QemuHostConfig, SshHostConfig } from "./config.js";
 import { TestbedError } from "./errors.js";
+import type { SshHostState } from "./ssh-host-remote.js";
+import {
+  probeSshTestbedHosts,
+  type SshProbeOptions,
+  sshTestbedHostDown,
+  sshTestbedHostLeftovers,
+  sshTestbedHostProblems,
+  startSshTestbedHost,
+} from "./ssh-host-testbed.js";
 
 const exec = promisify(execFile);
 
@@ -41,9 +50,11 @@ export interface TestbedHostSpec {
   readonly qemu?: QemuHostConfig;
   /** `ssh` hosts: how to reach the machine. */
   readonly ssh?: SshHostConfig;
+  /** `ssh` hosts: RAM of their VMs (checked against the machine's free /dev/shm). */
+  readonly guestMiB?: number;
 }
 
-export interface TestbedUpOptions {
+export interface TestbedUpOptions extends SshProbeOptions {
   readonly hosts: readonly TestbedHostSpec[];
   readonly bridgeIp: string;
   readonly prefixLength: number;
@@ -85,6 +96,8 @@ export interface TestbedHost {
   readonly qemuPidFile?: string;
   /** qemu hosts: the L1's QEMU, once it booted. */
   qemuPid?: number;
+  /** ssh hosts: pinned host key, agent source, what `up` made (ssh-host-remote.ts). */
+  ssh?: SshHostState;
 }
 
 export interface TestbedState {
@@ -154,6 +167,8 @@ function waitForPort(host: string, port: number, deadline: number): Promise<void
  * far is removed before the error is rethrown.
  */
 export async function testbedUp(options: TestbedUpOptions): Promise<TestbedState> {
+  // ssh hosts are checked before anything is created (a failure leaves nothing to undo).
+  const sshProbes = await probeSshTestbedHosts(options.hosts, options);
   const id = randomBytes(2).toString("hex");
   const runDir = resolve(options.runDir ?? join("/tmp", `vpc-tb-${id}`));
   await mkdir(runDir, { recursive: true, mode: 0o700 });
@@ -206,6 +221,10 @@ export async function testbedUp(options: TestbedUpOptions): Promise<TestbedState
     };
     for (const spec of options.hosts) {
       if (spec.kind === "qemu") continue;
+      if (spec.kind === "ssh") {
+        await startSshTestbedHost({ state, spec, probe: sshProbes.get(spec.name)!, save });
+        continue;
+      }
       if ((spec.kind ?? "netns") !== "netns")
         throw new TestbedError("host-kind", `host ${spec.name}: ${spec.kind} hosts are not supported yet`, {
           hostId: spec.name,
@@ -318,6 +337,7 @@ export async function testbedUp(options: TestbedUpOptions): Promise<TestbedState
     await saveState(state);
     return state;
   } catch (e) {
+    for (const p of sshProbes.values()) p.conn.end();
     await testbedDown(runDir).catch(() => undefined);
     throw e;
   }
@@ -381,6 +401,10 @@ export async function testbedDown(runDir: string, options: { keepRunDir?: boolea
       await qemuTestbedHostDown(state, h, step);
       continue;
     }
+    if (h.kind === "ssh") {
+      await sshTestbedHostDown(h, removed, step);
+      continue;
+    }
     const pid = h.dropbearPid;
     // Only our dropbear: its command line names this run's directory (guards against PID reuse).
     if (pid !== undefined && processCmdline(pid)?.includes(state.runDir)) {
@@ -434,6 +458,7 @@ export function portOpen(host: string, port: number, timeoutMs: number): Promise
 /** What is wrong with one host of a testbed that `up` made (empty: healthy). */
 export async function testbedHostProblems(state: TestbedState, h: TestbedHost): Promise<string[]> {
   if (h.kind === "qemu") return qemuTestbedHostProblems(state, h);
+  if (h.kind === "ssh") return sshTestbedHostProblems(h);
   const p: string[] = [];
   if (!(await netnsExists(h.netns))) p.push(`namespace ${h.netns} is missing`);
   if (!(await linkExists(h.veth))) p.push(`link ${h.veth} is missing`);
@@ -449,6 +474,10 @@ export async function testbedLeftovers(state: TestbedState): Promise<string[]> {
   for (const h of state.hosts) {
     if (h.kind === "qemu") {
       left.push(...(await qemuTestbedHostLeftovers(state, h)));
+      continue;
+    }
+    if (h.kind === "ssh") {
+      left.push(...(await sshTestbedHostLeftovers(h)));
       continue;
     }
     if (await netnsExists(h.netns)) left.push(`netns ${h.netns}`);
