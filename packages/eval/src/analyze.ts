@@ -105,7 +105,10 @@ function buildGroup(key: GroupKey, cells: readonly CellResult[]): Omit<GroupRow,
   const done = cells.filter((c) => c.status.state === "done");
   const cps = done.flatMap(figureCheckpoints);
   const runs = ofType<RunRecord>(done, "run");
-  const vc = ofType<VcCheckpointRecord>(done, "vc-checkpoint").filter((r) => r.committed);
+  // Like the solo figures: over incremental epochs, the full first one is a one-off.
+  const vc = ofType<VcCheckpointRecord>(done, "vc-checkpoint").filter(
+    (r) => r.committed && (r.full !== true || alwaysFull(key.engine)),
+  );
   const restores = ofType<RestoreRecord>(done, "restore");
   const predicted = cps.reduce((s, r) => s + (r.predicted ?? 0), 0);
   const hits = cps.reduce((s, r) => s + (r.hits ?? 0), 0);

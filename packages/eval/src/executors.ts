@@ -21,6 +21,7 @@ import { CheckpointStore } from "@vpc/storage";
 import { EvaluationError, notAvailable } from "./errors.js";
 import { type Cell, type ExperimentName, NO_CHECKPOINT, type ResultRecord } from "./format.js";
 import type { CellContext, CellExecutor } from "./runner.js";
+import { createVcExecutor, realVcDeps } from "./vc.js";
 
 /** Maps one controller checkpoint record to a results record (ARCHITECTURE §2 names kept). */
 export function toResultRecord(r: ControllerRecord): ResultRecord {
@@ -61,15 +62,19 @@ export function toResultRecord(r: ControllerRecord): ResultRecord {
   };
 }
 
-const VC_NEEDS =
-  "a vc-scale executor on the virtual-cluster API (@vpc/controller Cluster.start / checkpoint() → EpochMetrics " +
-  "over a netns testbed, docs/cluster.md); the cluster landed while this package was written and is not wired yet";
+/** How long the restored workload has to complete a run and stop (CG/IS/EP class S take seconds). */
+const RESTORE_FINISH_MS = 180_000;
 
-/** The guest command: the kernel `runs` times back to back, stopping at the first failure. */
-export function kernelCommand(cell: Pick<Cell, "kernel" | "cls" | "kernelRuns">): string {
+/** Kernel and class go into a shell command line: only NPB's own names pass. */
+function checkKernel(cell: Pick<Cell, "kernel" | "cls">): void {
   if (!/^[a-z]+$/.test(cell.kernel) || !/^[A-Z]$/.test(cell.cls)) {
     throw new EvaluationError("CONFIG", `bad NPB kernel/class: ${cell.kernel} ${cell.cls}`);
   }
+}
+
+/** The guest command: the kernel `runs` times back to back, stopping at the first failure. */
+export function kernelCommand(cell: Pick<Cell, "kernel" | "cls" | "kernelRuns">): string {
+  checkKernel(cell);
   return `cd /tmp && for i in $(seq ${cell.kernelRuns}); do mpiexec -n 1 /opt/npb/bin/${cell.kernel} ${cell.cls} || exit 1; done 2>&1`;
 }
 
@@ -87,7 +92,11 @@ interface Live {
 
 /** Boots one VM with the agent (and an engine + store unless `none`), runs `body`, cleans up always. */
 async function withVm<T>(cell: Cell, ctx: CellContext, body: (live: Live) => Promise<T>): Promise<T> {
-  if (cell.vms !== 1 || cell.hosts !== 1) throw notAvailable(VC_NEEDS);
+  if (cell.vms !== 1 || cell.hosts !== 1)
+    throw notAvailable(
+      `${cell.experiment} with ${cell.vms} VMs on ${cell.hosts} hosts: only vc-scale runs clusters ` +
+        "(a VC restore cell would use Cluster.kill + Cluster.restore)",
+    );
   const image = await loadGuestImage();
   if (!image.npb.includes(cell.kernel)) {
     throw new EvaluationError(
@@ -172,9 +181,49 @@ export const workloadExecutor: CellExecutor = (cell, ctx) =>
     }
   });
 
+const RESTORE_OUT = "/root/vpc-eval-restore.out";
+const RESTORE_STOP = "/root/vpc-eval-stop";
+const RESTORE_DONE = "VPC-EVAL-RESTORE-DONE";
+
+/**
+ * The restore cell's workload: the kernel back to back until the stop file appears, detached from
+ * the SSH session (which a restore breaks) with its output in guest RAM, so both roll back with
+ * the restore and the run cut by the kill goes on in the restored VM.
+ */
+export function restoreWorkloadCommand(cell: Pick<Cell, "kernel" | "cls">): string {
+  checkKernel(cell);
+  return (
+    `rm -f ${RESTORE_STOP}; cd /tmp && setsid sh -c 'while [ ! -e ${RESTORE_STOP} ]; do mpiexec -n 1 ` +
+    `/opt/npb/bin/${cell.kernel} ${cell.cls} || break; done; echo ${RESTORE_DONE}' >${RESTORE_OUT} 2>&1 </dev/null &`
+  );
+}
+
+/**
+ * The verdict on the workload after a restore: `before` is its output read right after the
+ * restore (the state of the checkpoint), `after` once it stopped. Verified when every result
+ * is SUCCESSFUL and at least one run completed in the restored VM.
+ */
+export function restoreVerdict(
+  before: string,
+  after: string,
+): { verified: boolean; verifiedRuns: number; detail: string } {
+  const results = (s: string) => (s.match(/Verification\s*=\s*\S+/g) ?? []).length;
+  const total = results(after);
+  const ok = countVerified(after);
+  const sinceRestore = total - results(before);
+  const finished = after.includes(RESTORE_DONE);
+  const verified = finished && sinceRestore >= 1 && ok === total;
+  return {
+    verified,
+    verifiedRuns: ok,
+    detail: `${ok} of ${total} results SUCCESSFUL, ${sinceRestore} completed after the restore${finished ? "" : ", workload did not stop"}`,
+  };
+}
+
 /**
  * restore: takes `chainLength` checkpoints (a full base + increments) while the kernel runs,
- * kills QEMU, and times `restoreVmWithAgent` of the last committed epoch until SSH answers.
+ * kills QEMU, times `restoreVmWithAgent` of the last committed epoch until SSH answers, then lets
+ * the restored workload finish its run and checks NPB's verification.
  */
 export const restoreExecutor: CellExecutor = (cell, ctx) =>
   withVm(cell, ctx, async ({ image, agentVm, engine, store }) => {
@@ -182,9 +231,7 @@ export const restoreExecutor: CellExecutor = (cell, ctx) =>
       throw new EvaluationError("CONFIG", "a restore cell needs an engine and a chain length");
     }
     const sink = recordSink(ctx);
-    const running = agentVm.vm
-      .run(kernelCommand({ ...cell, kernelRuns: 1_000 }), { timeoutMs: 3_600_000 })
-      .catch(() => "");
+    await agentVm.vm.run(restoreWorkloadCommand(cell), { timeoutMs: 30_000 });
     const loop = new CheckpointLoop({
       vm: agentVm.vm,
       engine,
@@ -192,11 +239,12 @@ export const restoreExecutor: CellExecutor = (cell, ctx) =>
       maxCheckpoints: cell.chainLength,
       onRecord: (r) => sink.push(r),
     }).start();
-    ctx.progress(`taking ${cell.chainLength} checkpoint(s)`);
+    ctx.progress(
+      `taking ${cell.chainLength} checkpoint(s) while ${cell.kernel.toUpperCase()}.${cell.cls} runs`,
+    );
     const { lastCommitted, records } = await loop.finished();
     await sink.flush();
     await agentVm.vm.kill();
-    await running;
     const committed = records.filter((r) => r.ok).length;
     if (lastCommitted === undefined || committed !== cell.chainLength) {
       throw new EvaluationError(
@@ -208,7 +256,26 @@ export const restoreExecutor: CellExecutor = (cell, ctx) =>
     const t0 = performance.now();
     const restored = await restoreVmWithAgent({ store, vmId: agentVm.vm.name, epoch: lastCommitted, image });
     const restoreMs = performance.now() - t0;
+    const onAbort = () => void restored.vm.kill().catch(() => undefined);
+    ctx.signal.addEventListener("abort", onAbort);
     try {
+      ctx.progress("restored; letting the workload finish its run");
+      const read = () => restored.vm.run(`cat ${RESTORE_OUT} 2>/dev/null || true`, { timeoutMs: 30_000 });
+      const before = await read();
+      const results = (s: string) => (s.match(/Verification\s*=/g) ?? []).length;
+      const deadline = performance.now() + RESTORE_FINISH_MS;
+      let after = before;
+      // One run completes in the restored VM (the one the checkpoint cut, if it cut one), then stop.
+      while (results(after) <= results(before) && performance.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 500));
+        after = await read();
+      }
+      await restored.vm.run(`touch ${RESTORE_STOP}`, { timeoutMs: 30_000 });
+      while (!after.includes(RESTORE_DONE) && performance.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 500));
+        after = await read();
+      }
+      const verdict = restoreVerdict(before, after);
       await ctx.record({
         type: "restore",
         epoch: lastCommitted,
@@ -218,16 +285,20 @@ export const restoreExecutor: CellExecutor = (cell, ctx) =>
         restoreMs,
         ramMs: restored.restored.timings.ramMs,
         vmMs: restored.restored.timings.vmMs,
-        verified: null,
+        verified: verdict.verified,
+        verifiedRuns: verdict.verifiedRuns,
       });
+      ctx.progress(`NPB after the restore: ${verdict.detail}`);
+      if (!verdict.verified)
+        throw new EvaluationError(
+          "CELL_FAILED",
+          `NPB not verified after the restore: ${verdict.detail}\n${after}`,
+        );
     } finally {
+      ctx.signal.removeEventListener("abort", onAbort);
       await restored.close();
     }
   });
-
-const vcExecutor: CellExecutor = async () => {
-  throw notAvailable(VC_NEEDS);
-};
 
 /** The executor of each experiment on this machine's real VMs. */
 export function realExecutor(experiment: ExperimentName): CellExecutor {
@@ -239,6 +310,6 @@ export function realExecutor(experiment: ExperimentName): CellExecutor {
     case "restore":
       return restoreExecutor;
     case "vc-scale":
-      return vcExecutor;
+      return createVcExecutor(realVcDeps);
   }
 }

@@ -52,13 +52,21 @@ const PRESETS: Record<ExperimentName, Record<PresetName, Preset>> = {
     },
   },
   "vc-scale": {
-    quick: { ...base, engines: [VPC_DEFAULT, "precopy", "stop-copy"], vms: [1, 2] },
+    // Two runs per cell: across VMs a CG.S run takes 5–15 s under TCG, ~10 epochs at 1 s.
+    quick: {
+      ...base,
+      engines: [NO_CHECKPOINT, VPC_DEFAULT, "precopy", "stop-copy"],
+      vms: [1, 2, 4],
+      hosts: [2],
+      kernelRuns: 2,
+    },
     full: {
       ...base,
       kernels: ["cg", "is", "ft"],
-      engines: [VPC_DEFAULT, "precopy", "stop-copy"],
+      engines: [NO_CHECKPOINT, VPC_DEFAULT, "precopy", "stop-copy"],
       vms: [1, 2, 4],
       hosts: [1, 2],
+      kernelRuns: 3,
       repetitions: 3,
     },
   },
@@ -125,8 +133,8 @@ export function expandCells(config: ExperimentConfig): Cell[] {
     for (const kernel of config.kernels) {
       for (const cls of config.classes) {
         for (const vms of config.vms) {
-          for (const hosts of config.hosts) {
-            if (hosts > vms) continue;
+          // More hosts than VMs means one VM per host: the cells dedupe below.
+          for (const hosts of config.hosts.map((h) => Math.min(h, vms))) {
             for (const memMiB of config.memMiB) {
               for (const engine of orderEngines(config.engines)) {
                 for (const intervalMs of engine === NO_CHECKPOINT ? [0] : config.intervalsMs) {

@@ -118,6 +118,8 @@ export interface RunRecord {
   readonly verifiedRuns: number;
   readonly checkpoints: number;
   readonly failedCheckpoints: number;
+  /** vc-scale: runs whose result was printed but whose mpiexec hung in MPI_Finalize and was killed. */
+  readonly finalizeHangs?: number;
 }
 
 /** One global checkpoint of a virtual cluster. */
@@ -131,6 +133,8 @@ export interface VcCheckpointRecord {
   readonly heldFrames: number;
   readonly loggedFrames: number;
   readonly committed: boolean;
+  /** Some VM's part was a full checkpoint (the first epoch); null in files written before this field. */
+  readonly full: boolean | null;
 }
 
 /** One restore from a committed epoch. */
@@ -146,6 +150,8 @@ export interface RestoreRecord {
   readonly vmMs: number | null;
   /** The workload continued after the restore and verified; null if not checked. */
   readonly verified: boolean | null;
+  /** NPB runs that completed on the restored VM (with `verified`); absent when not checked. */
+  readonly verifiedRuns?: number;
 }
 
 export type ResultRecord =
@@ -349,6 +355,7 @@ export function parseRecordLine(text: string, path: string, line: number): Resul
         verifiedRuns: c.num(o, "verifiedRuns"),
         checkpoints: c.num(o, "checkpoints"),
         failedCheckpoints: c.num(o, "failedCheckpoints"),
+        ...(o.finalizeHangs === undefined ? {} : { finalizeHangs: c.num(o, "finalizeHangs") }),
       };
     case "vc-checkpoint":
       return {
@@ -360,6 +367,7 @@ export function parseRecordLine(text: string, path: string, line: number): Resul
         heldFrames: c.num(o, "heldFrames"),
         loggedFrames: c.num(o, "loggedFrames"),
         committed: c.bool(o, "committed"),
+        full: c.boolOrNull(o, "full"),
       };
     case "restore":
       return {
@@ -372,6 +380,7 @@ export function parseRecordLine(text: string, path: string, line: number): Resul
         ramMs: c.numOrNull(o, "ramMs"),
         vmMs: c.numOrNull(o, "vmMs"),
         verified: c.boolOrNull(o, "verified"),
+        ...(o.verifiedRuns === undefined ? {} : { verifiedRuns: c.num(o, "verifiedRuns") }),
       };
     default:
       return c.fail(`unknown record type ${JSON.stringify(type)}`);
