@@ -135,7 +135,12 @@ export function formatDemoSummary(r: DemoResult): string {
   return lines.join("\n");
 }
 
-export async function main(argv: readonly string[], io: CliIo): Promise<number> {
+export interface MainOptions {
+  /** Aborted on the first Ctrl-C when `installSignalCleanup` is graceful: `vpc eval` then stops its cell and cleans up. */
+  readonly signal?: AbortSignal;
+}
+
+export async function main(argv: readonly string[], io: CliIo, run: MainOptions = {}): Promise<number> {
   const [command, ...rest] = argv;
   if (command === undefined || command === "-h" || command === "--help" || command === "help") {
     (command === undefined ? io.stderr : io.stdout)(`${USAGE}\n`);
@@ -144,7 +149,7 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
   if (command === "cluster") return runClusterCli(rest, io);
   if (command === "testbed") return runTestbedCli(rest, io);
   if (command === "predictor") return runPredictorCli([...rest], io);
-  if (command === "eval") return runEvalCli(rest, io);
+  if (command === "eval") return runEvalCli(rest, io, run.signal ? { signal: run.signal } : {});
   if (command === "report") return runReportCli(rest, io);
   if (command === "checkpoint") return runCheckpointCommand(rest, io);
   if (command === "restore") return runRestoreCommand(rest, io);
@@ -181,12 +186,25 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
   }
 }
 
-/** Kills every VM this process started when it is interrupted, then exits. */
-export function installSignalCleanup(): void {
+/**
+ * Kills every VM this process started when it is interrupted, then exits. With `graceful`, the
+ * first signal only aborts the returned signal, so the command (`vpc eval`) stops and removes what
+ * it made (VMs, /dev/shm files, testbeds) itself; a second signal still exits at once.
+ */
+export function installSignalCleanup(
+  options: { readonly graceful?: boolean; readonly notify?: (text: string) => void } = {},
+): AbortSignal {
+  const interrupted = new AbortController();
   for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
-    process.once(signal, () => {
+    process.on(signal, () => {
+      if (options.graceful && !interrupted.signal.aborted) {
+        options.notify?.(`\nvpc: ${signal}: stopping and cleaning up (send it again to exit at once)\n`);
+        interrupted.abort();
+        return;
+      }
       reapNow();
       process.exit(128 + (signal === "SIGINT" ? 2 : signal === "SIGTERM" ? 15 : 1));
     });
   }
+  return interrupted.signal;
 }

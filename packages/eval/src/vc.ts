@@ -190,8 +190,17 @@ export function createVcExecutor(deps: VcDeps, timings: Partial<VcTimings> = {})
     const onAbort = () => abortReject(new Aborted("interrupted"));
     if (ctx.signal.aborted) throw new Aborted("interrupted");
     ctx.signal.addEventListener("abort", onAbort);
+    const checkAbort = (): void => {
+      if (ctx.signal.aborted) throw new Aborted("interrupted");
+    };
     // Every await that can take long races the abort, so an interrupt goes straight to clean-up.
-    const step = <T>(p: Promise<T>): Promise<T> => Promise.race([p, aborted]);
+    const step = async <T>(p: Promise<T>): Promise<T> => {
+      p.catch(() => undefined);
+      checkAbort();
+      const v = await Promise.race([p, aborted]);
+      checkAbort();
+      return v;
+    };
     let testbed: unknown;
     let cluster: VcCluster | undefined;
     try {
@@ -201,7 +210,8 @@ export function createVcExecutor(deps: VcDeps, timings: Partial<VcTimings> = {})
       const starting = deps.start(config, testbed, ctx.progress);
       // If the abort wins the race, the cluster that comes up later is killed by the tear-down.
       starting.catch(() => undefined);
-      cluster = await step(starting);
+      cluster = await Promise.race([starting, aborted]);
+      checkAbort();
       await runWorkload(cell, ctx, cluster, config, vmNames, deps, t, step);
     } finally {
       ctx.signal.removeEventListener("abort", onAbort);
