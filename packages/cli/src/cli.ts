@@ -22,7 +22,8 @@ const USAGE = `Usage: vpc <command> [options]
 
 Commands:
   demo                      boot a VM, checkpoint it, kill it, restore it, and check that it continued
-  testbed up|status|down    the long-lived netns testbed of a config (hosts, state, clean-up)
+  testbed up|status|run|checkpoint|kill|restore|exec|down
+                            the long-lived testbed of a config: hosts and VMs kept by a daemon
   cluster demo|up|down      netns hosts, a VM cluster running NPB with global checkpoints, kill + restore
   checkpoint --store DIR    boot a VM and take checkpoints with an engine (stop-copy, cow, vpc, ...)
   restore --store DIR       restart a VM from a committed epoch of a checkpoint store

@@ -1,30 +1,74 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { DoctorReport, TestbedSessionStatus } from "@vpc/controller";
+import type { DoctorReport, EpochMetrics, RunResult, TestbedReport } from "@vpc/controller";
 import { afterEach, describe, expect, it } from "vitest";
-import { formatTestbedStatus, parseTestbedArgs, runTestbedCli } from "./testbed.js";
+import { parseTestbedArgs, runTestbedCli } from "./testbed.js";
+import {
+  formatCheckpoint,
+  formatEpochList,
+  formatRestore,
+  formatRunResult,
+  formatTestbedStatus,
+} from "./testbed-format.js";
 
 describe("parseTestbedArgs", () => {
-  it("takes a subcommand, --config and --json", () => {
+  it("takes a command, --config and --json", () => {
     expect(parseTestbedArgs(["up"])).toEqual({ command: "up", config: undefined, json: false });
     expect(parseTestbedArgs(["status", "--config", "x.json", "--json"])).toEqual({
       command: "status",
       config: "x.json",
       json: true,
     });
-    expect(parseTestbedArgs(["down", "-h"])).toBeNull();
   });
 
-  it("rejects a missing or unknown subcommand, extra arguments and unknown options", () => {
-    expect(() => parseTestbedArgs([])).toThrow(/missing subcommand/);
-    expect(() => parseTestbedArgs(["start"])).toThrow(/unknown subcommand "start"/);
+  it("builds the daemon request of run, checkpoint, kill, restore and exec", () => {
+    expect(
+      parseTestbedArgs(["run", "--kernel", "MG", "--class", "s", "--np", "2", "--checkpoint-every", "500"]),
+    ).toMatchObject({
+      command: "run",
+      request: { method: "run", kernel: "mg", class: "S", np: 2, checkpointEveryMs: 500 },
+    });
+    expect(parseTestbedArgs(["run"])).toMatchObject({ request: { method: "run" } });
+    expect(parseTestbedArgs(["checkpoint"])).toMatchObject({ request: { method: "checkpoint" } });
+    expect(parseTestbedArgs(["kill", "--json"])).toMatchObject({ json: true, request: { method: "kill" } });
+    expect(parseTestbedArgs(["restore", "--epoch", "3"])).toMatchObject({
+      request: { method: "restore", epoch: 3 },
+    });
+    expect(parseTestbedArgs(["exec", "vm2", "--", "cat", "/proc/meminfo"])).toMatchObject({
+      request: { method: "exec", vm: "vm2", command: "cat /proc/meminfo" },
+    });
+    expect(parseTestbedArgs(["daemon", "--run-dir", "/r/demo"])).toMatchObject({
+      command: "daemon",
+      runDir: "/r/demo",
+    });
+  });
+
+  it("gives the help of a command", () => {
+    expect(parseTestbedArgs(["--help"])).toMatchObject({
+      help: expect.stringContaining("Usage: vpc testbed"),
+    });
+    for (const c of ["up", "status", "run", "checkpoint", "kill", "restore", "exec", "down"])
+      expect(parseTestbedArgs([c, "-h"])).toMatchObject({
+        help: expect.stringMatching(new RegExp(`^vpc testbed ${c}`)),
+      });
+  });
+
+  it("rejects missing or unknown commands, misplaced options and bad values", () => {
+    expect(() => parseTestbedArgs([])).toThrow(/missing command/);
+    expect(() => parseTestbedArgs(["start"])).toThrow(/unknown command "start"/);
     expect(() => parseTestbedArgs(["up", "more"])).toThrow(/unexpected argument: more/);
     expect(() => parseTestbedArgs(["up", "--force"])).toThrow();
+    expect(() => parseTestbedArgs(["status", "--epoch", "1"])).toThrow(/--epoch is not an option of status/);
+    expect(() => parseTestbedArgs(["run", "--kernel", "lu"])).toThrow(/unknown NPB kernel "lu"/);
+    expect(() => parseTestbedArgs(["run", "--np", "two"])).toThrow(/--np must be a non-negative integer/);
+    expect(() => parseTestbedArgs(["restore", "--epoch", "-1"])).toThrow();
+    expect(() => parseTestbedArgs(["exec", "vm1"])).toThrow(/exec needs VM -- COMMAND/);
+    expect(() => parseTestbedArgs(["daemon"])).toThrow(/daemon needs --run-dir/);
   });
 });
 
-const up: TestbedSessionStatus = {
+const up: TestbedReport = {
   config: "demo",
   runDir: "/run/vpc-testbed/demo",
   state: "up",
@@ -34,40 +78,143 @@ const up: TestbedSessionStatus = {
     { name: "h1", netns: "vpc-ab12-h1", ip: "10.77.0.2", ssh: "root@10.77.0.2:22", problems: [] },
     { name: "h2", netns: "vpc-ab12-h2", ip: "10.77.0.3", ssh: "root@10.77.0.3:22", problems: [] },
   ],
-  vms: [{ name: "vm1", host: "h1", dataIp: "192.168.77.11/24", state: "not booted" }],
+  vms: [
+    { name: "vm1", host: "h1", dataIp: "192.168.77.11/24", state: "running" },
+    { name: "vm3", host: "h2", dataIp: "192.168.77.13/24", state: "running" },
+  ],
+  daemon: { pid: 4242, phase: "ready", log: "/run/vpc-testbed/demo/daemon.log" },
+  committedEpochs: [0, 1, 2],
   problems: [],
 };
 
 describe("formatTestbedStatus", () => {
-  it("prints aligned host and VM tables and the next commands", () => {
-    const text = formatTestbedStatus(up, "testbed/default.json");
+  it("prints aligned host and VM tables, the daemon, epochs and the next commands", () => {
+    const text = formatTestbedStatus(up, "");
     const lines = text.split("\n");
     const header = lines.find((l) => l.startsWith("HOST"))!;
     const h2 = lines.find((l) => l.startsWith("h2 "))!;
     expect(h2.indexOf("10.77.0.3")).toBe(header.indexOf("FABRIC IP"));
-    expect(text).toMatch(/^vm1\s+h1\s+192\.168\.77\.11\/24\s+not booted$/m);
+    expect(text).toMatch(/^vm3\s+h2\s+192\.168\.77\.13\/24\s+running$/m);
+    expect(text).toContain("daemon: pid 4242, ready   log /run/vpc-testbed/demo/daemon.log");
+    expect(text).toContain("committed epochs: 0–2 (3)");
+    expect(text).toMatch(/^ {2}vpc testbed run --checkpoint-every 1000 +# /m);
+    expect(text).toContain("vpc testbed exec vm1 -- uname -a");
     expect(text).toContain("dbclient -y -i /run/vpc-testbed/demo/client_key.dropbear root@10.77.0.2");
-    expect(text).toContain("vpc cluster demo --config testbed/default.json");
     expect(text).not.toContain("problems:");
+    // The comments of the next commands line up.
+    const hashes = lines.filter((l) => l.startsWith("  ") && l.includes(" # ")).map((l) => l.indexOf(" # "));
+    expect(new Set(hashes).size).toBe(1);
+    expect(formatTestbedStatus(up, " --config c.json")).toContain("vpc testbed kill --config c.json");
   });
 
-  it("lists what is wrong with a broken testbed", () => {
-    const broken: TestbedSessionStatus = {
+  it("lists what is wrong: broken hosts get the up fix, killed VMs the restore", () => {
+    const broken: TestbedReport = {
       ...up,
       state: "broken",
       hosts: [{ ...up.hosts[0]!, problems: ["namespace vpc-ab12-h1 is missing"] }],
       problems: ["h1: namespace vpc-ab12-h1 is missing"],
     };
-    const text = formatTestbedStatus(broken, "c.json");
+    const text = formatTestbedStatus(broken, " --config c.json");
     expect(text).toContain("testbed demo: broken");
     expect(text).toContain("  - h1: namespace vpc-ab12-h1 is missing");
     expect(text).toContain("fix: vpc testbed up --config c.json");
+    const killed = formatTestbedStatus(
+      {
+        ...up,
+        vms: up.vms.map((v) => ({ ...v, state: "killed" })),
+        problems: ["vm1: killed — vpc testbed restore brings it back"],
+      },
+      "",
+    );
+    expect(killed).toMatch(/^vm1\s+h1\s+\S+\s+killed$/m);
+    expect(killed).not.toContain("fix:");
+    expect(killed).toMatch(/^ {2}vpc testbed restore +# bring the killed VMs back$/m);
   });
 
   it("says down when there is no state", () => {
-    expect(formatTestbedStatus({ ...up, state: "down", hosts: [] }, "c.json")).toBe(
+    expect(formatTestbedStatus({ ...up, state: "down", hosts: [] }, "")).toBe(
       "testbed demo: down (no state in /run/vpc-testbed/demo)",
     );
+  });
+});
+
+describe("result formatting", () => {
+  const m: EpochMetrics = {
+    epoch: 4,
+    vcDowntimeMs: 80,
+    soloDowntimeMs: { vm1: 30, vm2: 50 },
+    pauseMs: { vm1: 20, vm2: 40 },
+    heldFrames: 1,
+    loggedFrames: 2,
+    channelLogFrames: 2,
+    checkpointBytes: 5_000_000,
+    commitMs: 200,
+    full: false,
+  };
+
+  it("lists epochs compactly", () => {
+    expect(formatEpochList([])).toBe("none");
+    expect(formatEpochList([7])).toBe("7 (1)");
+    expect(formatEpochList([0, 2, 3])).toBe("0, 2, 3 (3)");
+    expect(formatEpochList([0, 2, 3, 4, 5, 6, 9])).toBe("0, 2, 3, …, 9 (7)");
+  });
+
+  it("prints a checkpoint with the ARCHITECTURE names", () => {
+    const t = formatCheckpoint(m);
+    expect(t).toContain("epoch             4 (incremental), committed");
+    expect(t).toContain("VC downtime       80.0 ms");
+    expect(t).toContain("pause time        vm1 20.0 ms, vm2 40.0 ms");
+    expect(t).toContain("solo VM downtime  vm1 30.0 ms, vm2 50.0 ms");
+    expect(t).toContain("checkpoint size   5.0 MB");
+  });
+
+  it("prints a restore", () => {
+    const t = formatRestore({
+      epoch: 4,
+      totalMs: 7500,
+      killedFirst: true,
+      vms: [{ vmId: "vm1", ms: 3160, replayed: 2 }],
+    });
+    expect(t).toContain("restored epoch    4 (the running VMs were killed first)");
+    expect(t).toContain("restore time      7.50 s");
+    expect(t).toMatch(/vm1\s+3\.16 s, 2 channel-log frames replayed/);
+  });
+
+  it("prints a run: verification, result, checkpoints, and the output only when not verified", () => {
+    const r: RunResult = {
+      workload: "CG.S -n 4",
+      verified: true,
+      verificationLines: ["Verification    =               SUCCESSFUL"],
+      results: [
+        {
+          kernel: "cg",
+          class: "S",
+          size: "1400",
+          dimensions: [1400],
+          iterations: 15,
+          seconds: 5.11,
+          mopsTotal: 13.05,
+          processes: 4,
+          verified: true,
+        },
+      ],
+      finalizeHang: true,
+      wallMs: 39_700,
+      epochs: [{ ...m, epoch: 0, full: true, vcDowntimeMs: 900 }, m],
+      abortedEpochs: 1,
+      restoredFrom: [12],
+      output: "the output",
+    };
+    const t = formatRunResult(r);
+    expect(t).toContain("  Verification    =               SUCCESSFUL");
+    expect(t).toContain("CG.S: 5.11 s, 13.05 Mop/s total, 4 processes, verified");
+    expect(t).toMatch(/result +VERIFIED \(CG\.S -n 4, 1 result block\); mpiexec hung in MPI_Finalize/);
+    expect(t).toContain(
+      "checkpoints       2 committed, 1 aborted; VC downtime median 80.0 ms (incremental), max 900.0 ms",
+    );
+    expect(t).toContain("restored during the run from epoch 12");
+    expect(t).not.toContain("the output");
+    expect(formatRunResult({ ...r, verified: false })).toContain("workload output:\nthe output");
   });
 });
 
@@ -143,7 +290,20 @@ describe("vpc testbed up (refusals before anything starts)", () => {
     });
     const { err, io } = capture();
     expect(await runTestbedCli(["up", "--config", path], io, { runDoctor: okDoctor })).toBe(1);
-    expect(err.join("")).toMatch(/need 131072 MiB of guest RAM/);
+    expect(err.join("")).toMatch(/need 131072 MiB/);
+  });
+
+  it("the daemon's commands say so when the testbed is down", async () => {
+    const path = tmpConfig({ name: "u5", hosts: [{ name: "h1", vms: [{ name: "a" }] }] });
+    for (const args of [["run"], ["checkpoint"], ["kill"], ["restore"], ["exec", "a"]]) {
+      const { err, io } = capture();
+      const tail = args[0] === "exec" ? ["--", "true"] : [];
+      expect(await runTestbedCli([...args, "--config", path, ...tail], io)).toBe(1);
+      expect(err.join("")).toContain("[CLUSTER_STATE]: testbed u5 is down (vpc testbed up brings it up)");
+    }
+    const { out, io } = capture();
+    expect(await runTestbedCli(["status", "--config", path], io)).toBe(0);
+    expect(out.join("")).toMatch(/^testbed u5: down/);
   });
 
   it("down with nothing up succeeds", async () => {

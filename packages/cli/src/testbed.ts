@@ -1,55 +1,117 @@
-/** `vpc testbed up|status|down`: the long-lived netns testbed of a cluster config. */
-import { relative } from "node:path";
+/**
+ * `vpc testbed up|status|run|checkpoint|kill|restore|exec|down`: the long-lived testbed of a
+ * cluster config. `up` leaves a detached testbed daemon (the controller) that keeps the VMs
+ * alive; every other command talks to it over `<runDir>/control.sock`.
+ */
+import { relative, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import {
   ClusterError,
   ControllerError,
+  type ControlRequest,
+  connectTestbed,
   type DoctorReport,
+  type EpochMetrics,
   formatDoctorReport,
   loadClusterConfig,
+  type RestoreReport,
+  type RunResult,
   runDoctor,
-  type TestbedSessionStatus,
+  runTestbedDaemon,
+  testbedReport,
+  testbedServiceDown,
+  testbedServiceUp,
   testbedSessionDir,
-  testbedSessionDown,
-  testbedSessionStatus,
-  testbedSessionUp,
+  testbedSessionRoot,
+  validateControlRequest,
 } from "@vpc/controller";
 import type { CliIo } from "./cli.js";
 import { defaultConfig } from "./cluster.js";
+import { formatCheckpoint, formatRestore, formatRunResult, formatTestbedStatus } from "./testbed-format.js";
 
-export const TESTBED_USAGE = `Usage: vpc testbed <up|status|down> [--config FILE] [--json]
-
-  up       check the machine (vpc doctor), validate the config, create its netns hosts
-           (namespace, veth on the fabric bridge, dropbear SSH); a second up prints the status
-  status   check that every namespace, link and dropbear of the testbed is still there
-  down     remove everything up made (processes by recorded PID, namespaces, links, /dev/shm)
-
-The VMs of the config are not booted by up: a host agent stops its VMs when the controller's
-SSH session ends, so they cannot outlive this command. "vpc cluster demo" boots them.
-
-State: /run/vpc-testbed/<config name>/testbed.json ($VPC_TESTBED_DIR overrides /run/vpc-testbed).
-
-Options:
+const COMMON = `Options:
   --config FILE   cluster description (default testbed/default.json of the repository)
-  --json          print the status as JSON
-  -h, --help      show this help
+  --json          print the result as JSON
+  -h, --help      show this help`;
 
-Exit status: 0 done / testbed healthy (down: nothing left), 1 failed or testbed broken, 2 usage error.`;
+const SUB_USAGE: Record<string, string> = {
+  up: `vpc testbed up [--config FILE] [--json]
+  Checks the machine (vpc doctor) and the config, then starts the testbed daemon: it creates the
+  hosts (namespace, veth on the fabric bridge, dropbear SSH), boots every VM of the config and
+  stays in the background holding them. Prints hosts, VMs, addresses and the next commands.
+  A second up prints the status; a broken testbed is removed first and made anew.`,
+  status: `vpc testbed status [--config FILE] [--json]
+  Hosts (namespace, link, dropbear), the daemon, each VM (probed over SSH), committed epochs.
+  Exit 1 naming what is wrong (a host or the daemon gone, a VM killed or not answering).`,
+  run: `vpc testbed run [--kernel K] [--class C] [--np N] [--checkpoint-every MS] [--timeout-ms MS]
+  Runs an NPB kernel across the VMs with mpiexec (default: the config's workload) and waits for
+  its result; prints it and the Verification line. With --checkpoint-every, a global checkpoint
+  every MS milliseconds during the run. A kill and restore from another shell during the run is
+  waited out (the workload's output lives in guest RAM and rolls back with the restore).
+  Exit 1 when the result is not verified.`,
+  checkpoint: `vpc testbed checkpoint [--config FILE] [--json]
+  One global checkpoint of every VM; prints its epoch and metrics (VC downtime, pause time, solo
+  VM downtime, size, frames).`,
+  kill: `vpc testbed kill [--config FILE] [--json]
+  Failure injection: every VM's QEMU is SIGKILLed and every host agent ended. The hosts stay;
+  "vpc testbed restore" brings the VMs back from the newest committed epoch.`,
+  restore: `vpc testbed restore [--epoch N] [--config FILE] [--json]
+  VC restore: every VM from committed epoch N (default the newest), with the channel logs
+  replayed. Running VMs are killed first (a rollback). Prints the restore times.`,
+  exec: `vpc testbed exec VM [--config FILE] [--json] -- COMMAND...
+  Runs COMMAND in VM's shell over SSH; prints its output; exits with its exit status.`,
+  down: `vpc testbed down [--config FILE] [--json]
+  Asks the daemon to stop the VMs (kills it by PID when it does not answer), then removes every
+  host, namespace, link, process, socket and /dev/shm file of the testbed. Exit 0 when nothing
+  is left (also when nothing was up).`,
+};
 
-export type TestbedCommand = "up" | "status" | "down";
+export const TESTBED_USAGE = `Usage: vpc testbed <command> [--config FILE] [--json]
+
+Commands:
+  up           create the hosts, boot the VMs, leave the testbed daemon running
+  status       hosts, daemon, VMs and committed epochs; exit 1 with what is wrong
+  run          run an NPB kernel across the VMs (--kernel, --class, --np, --checkpoint-every)
+  checkpoint   one global checkpoint; prints its metrics
+  kill         SIGKILL every VM (failure injection)
+  restore      VC restore from a committed epoch (--epoch N, default the newest)
+  exec VM -- CMD   run a command in a VM
+  down         stop the daemon and remove everything of the testbed
+
+State: /run/vpc-testbed/<config name>/ (testbed.json, daemon.pid, daemon.log, control.sock);
+$VPC_TESTBED_DIR replaces /run/vpc-testbed. "vpc testbed <command> --help" for details.
+
+${COMMON}
+
+Exit status: 0 done / healthy / verified, 1 failed or broken, 2 usage error.`;
+
+export type TestbedCommand = "up" | "status" | "down" | "run" | "checkpoint" | "kill" | "restore" | "exec";
 
 export interface TestbedArgs {
-  readonly command: TestbedCommand;
+  readonly command: TestbedCommand | "daemon";
   readonly config: string | undefined;
   readonly json: boolean;
+  /** The request for the daemon (run, checkpoint, kill, restore, exec). */
+  readonly request?: ControlRequest;
+  /** `daemon` only: its run directory. */
+  readonly runDir?: string;
 }
 
 export class TestbedUsageError extends Error {
   override readonly name = "TestbedUsageError";
 }
 
-/** Parses `up|status|down [--config FILE] [--json]`; `null` means help was asked for. */
-export function parseTestbedArgs(args: readonly string[]): TestbedArgs | null {
+const COMMANDS = ["up", "status", "down", "run", "checkpoint", "kill", "restore", "exec", "daemon"];
+
+function intArg(name: string, v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  if (!/^\d+$/.test(v)) throw new TestbedUsageError(`--${name} must be a non-negative integer, got ${v}`);
+  return Number(v);
+}
+
+/** Parses the arguments after `vpc testbed`; `{help}` means help was asked for. */
+export function parseTestbedArgs(args: readonly string[]): TestbedArgs | { help: string } {
   const { values, positionals } = parseArgs({
     args: [...args],
     strict: true,
@@ -58,73 +120,76 @@ export function parseTestbedArgs(args: readonly string[]): TestbedArgs | null {
       config: { type: "string" },
       json: { type: "boolean", default: false },
       help: { type: "boolean", short: "h", default: false },
+      kernel: { type: "string" },
+      class: { type: "string" },
+      np: { type: "string" },
+      "checkpoint-every": { type: "string" },
+      "timeout-ms": { type: "string" },
+      epoch: { type: "string" },
+      "run-dir": { type: "string" },
     },
   });
-  if (values.help) return null;
-  const [command, extra] = positionals;
-  if (command === undefined) throw new TestbedUsageError("missing subcommand (up, status or down)");
-  if (command !== "up" && command !== "status" && command !== "down")
-    throw new TestbedUsageError(`unknown subcommand "${command}"`);
-  if (extra !== undefined) throw new TestbedUsageError(`unexpected argument: ${extra}`);
-  return { command, config: values.config, json: values.json };
-}
-
-function table(header: readonly string[], rows: readonly (readonly string[])[]): string[] {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
-  const line = (r: readonly string[]): string =>
-    r
-      .map((c, i) => c.padEnd(widths[i]!))
-      .join("  ")
-      .trimEnd();
-  return [line(header), ...rows.map(line)];
-}
-
-/** The human status: hosts, VMs, problems and the commands to go on with. */
-export function formatTestbedStatus(s: TestbedSessionStatus, configPath: string): string {
-  if (s.state === "down") return `testbed ${s.config}: down (no state in ${s.runDir})`;
-  const cfg = `--config ${configPath}`;
-  const out = [`testbed ${s.config}: ${s.state}   run dir ${s.runDir}   bridge ${s.bridge ?? "?"}`, ""];
-  out.push(
-    ...table(
-      ["HOST", "NAMESPACE", "FABRIC IP", "SSH", "STATE"],
-      s.hosts.map((h) => [
-        h.name,
-        h.netns,
-        h.ip,
-        h.ssh,
-        h.problems.length === 0 ? "ok" : h.problems.join("; "),
-      ]),
-    ),
-    "",
-    ...table(
-      ["VM", "HOST", "DATA IP", "STATE"],
-      s.vms.map((v) => [v.name, v.host, v.dataIp, v.state]),
-    ),
-  );
-  if (s.problems.length > 0) {
-    out.push("", "problems:", ...s.problems.map((p) => `  - ${p}`));
-    out.push("", `fix: vpc testbed up ${cfg}   # removes what is left of it and makes it anew`);
-    return out.join("\n");
+  const [command, ...rest] = positionals;
+  if (values.help) return { help: (command && SUB_USAGE[command]) ?? TESTBED_USAGE };
+  if (command === undefined) throw new TestbedUsageError("missing command (up, status, run, …, down)");
+  if (!COMMANDS.includes(command)) throw new TestbedUsageError(`unknown command "${command}"`);
+  const allowed: Record<string, readonly string[]> = {
+    run: ["kernel", "class", "np", "checkpoint-every", "timeout-ms"],
+    restore: ["epoch"],
+    daemon: ["run-dir"],
+  };
+  for (const k of ["kernel", "class", "np", "checkpoint-every", "timeout-ms", "epoch", "run-dir"])
+    if (values[k as keyof typeof values] !== undefined && !(allowed[command] ?? []).includes(k))
+      throw new TestbedUsageError(`--${k} is not an option of ${command}`);
+  const base = { command: command as TestbedCommand, config: values.config, json: values.json };
+  if (command !== "exec" && rest.length > 0) throw new TestbedUsageError(`unexpected argument: ${rest[0]}`);
+  const request = (method: string, params: Record<string, unknown>): ControlRequest => {
+    try {
+      return validateControlRequest(method, params);
+    } catch (e) {
+      throw new TestbedUsageError((e as Error).message.replace(/^bad request: /, ""));
+    }
+  };
+  switch (command) {
+    case "daemon":
+      if (values["run-dir"] === undefined) throw new TestbedUsageError("daemon needs --run-dir");
+      return { ...base, command: "daemon", runDir: values["run-dir"] };
+    case "run":
+      return {
+        ...base,
+        request: request("run", {
+          kernel: values.kernel?.toLowerCase(),
+          class: values.class?.toUpperCase(),
+          np: intArg("np", values.np),
+          checkpointEveryMs: intArg("checkpoint-every", values["checkpoint-every"]),
+          timeoutMs: intArg("timeout-ms", values["timeout-ms"]),
+        }),
+      };
+    case "checkpoint":
+    case "kill":
+      return { ...base, request: { method: command } };
+    case "restore":
+      return { ...base, request: request("restore", { epoch: intArg("epoch", values.epoch) }) };
+    case "exec": {
+      const [vm, ...cmd] = rest;
+      if (vm === undefined || cmd.length === 0) throw new TestbedUsageError("exec needs VM -- COMMAND");
+      return { ...base, request: request("exec", { vm, command: cmd.join(" ") }) };
+    }
+    default:
+      return base;
   }
-  const first = s.hosts[0];
-  out.push("", "The VMs are booted by the command that runs them (they stop with its controller).", "next:");
-  if (first !== undefined)
-    out.push(
-      `  dbclient -y -i ${s.clientKey} root@${first.ip}     # log in to host ${first.name}`,
-      `  ip netns exec ${first.netns} sh                    # a shell in host ${first.name}'s namespace`,
-    );
-  out.push(
-    `  vpc testbed down ${cfg} && vpc cluster demo ${cfg}`,
-    "      # boot the VMs, run the NPB kernel with global checkpoints, kill, restore, verify",
-    "      # (the demo makes its own hosts on the same fabric prefix, so this testbed must be down)",
-    `  vpc testbed status ${cfg}`,
-    `  vpc testbed down ${cfg}`,
-  );
-  return out.join("\n");
 }
 
 export interface TestbedDeps {
   readonly runDoctor: () => Promise<DoctorReport>;
+  /** argv of the daemon for a config file and run directory (default: this bin, `testbed daemon`). */
+  readonly daemonCommand?: (configPath: string, runDir: string) => string[];
+}
+
+/** This CLI's own bin (dist/bin.js beside the bundle chunk this code is in). */
+function defaultDaemonCommand(configPath: string, runDir: string): string[] {
+  const bin = fileURLToPath(new URL("./bin.js", import.meta.url));
+  return [process.execPath, bin, "testbed", "daemon", "--config", configPath, "--run-dir", runDir];
 }
 
 export async function runTestbedCli(
@@ -132,60 +197,83 @@ export async function runTestbedCli(
   io: CliIo,
   deps: TestbedDeps = { runDoctor: () => runDoctor() },
 ): Promise<number> {
-  let parsed: TestbedArgs | null;
+  let parsed: TestbedArgs | { help: string };
   try {
     parsed = parseTestbedArgs(args);
   } catch (e) {
     io.stderr(`vpc testbed: ${(e as Error).message}\n\n${TESTBED_USAGE}\n`);
     return 2;
   }
-  if (parsed === null) {
-    io.stdout(`${TESTBED_USAGE}\n`);
+  if ("help" in parsed) {
+    io.stdout(`${parsed.help}\n`);
     return 0;
   }
   const { command, json } = parsed;
-  const configPath = parsed.config ?? defaultConfig();
-  const shownPath = relative(process.cwd(), configPath) || configPath;
-  const print = (s: TestbedSessionStatus, extra: Record<string, unknown> = {}): void =>
-    io.stdout(
-      json ? `${JSON.stringify({ ...s, ...extra }, null, 2)}\n` : `${formatTestbedStatus(s, shownPath)}\n`,
-    );
+  const configPath = resolve(parsed.config ?? defaultConfig());
+  // In the "next:" lines: nothing for the default config, else the path as the user can type it.
+  const configArg =
+    parsed.config === undefined ? "" : ` --config ${relative(process.cwd(), configPath) || configPath}`;
+  const out = (value: unknown, text: string): void =>
+    io.stdout(json ? `${JSON.stringify(value, null, 2)}\n` : `${text}\n`);
   try {
     const config = await loadClusterConfig(configPath);
-    const runDir = testbedSessionDir(config.name);
-    if (command === "status") {
-      const s = await testbedSessionStatus(config, runDir);
-      print(s);
-      return s.state === "broken" ? 1 : 0;
-    }
-    if (command === "down") {
-      const { removed, left } = await testbedSessionDown(runDir);
-      if (json) io.stdout(`${JSON.stringify({ removed, left }, null, 2)}\n`);
-      else {
-        for (const r of removed) io.stdout(`removed ${r}\n`);
-        io.stdout(
-          left.length > 0
-            ? `still there: ${left.join(", ")}\n`
-            : `testbed ${config.name}: down${removed.length === 0 ? " (nothing was up)" : ""}\n`,
-        );
+    const root = testbedSessionRoot();
+    const runDir =
+      parsed.command === "daemon" ? resolve(parsed.runDir!) : testbedSessionDir(config.name, root);
+    switch (command) {
+      case "daemon": {
+        const code = await runTestbedDaemon({ config, runDir, log: (l) => io.stdout(`${l}\n`) });
+        // The daemon's whole job is done: SSH clients and timers of closed hosts must not keep it.
+        process.exit(code);
+        return code;
       }
-      return left.length === 0 ? 0 : 1;
+      case "status": {
+        const s = await testbedReport(config, runDir);
+        out(s, formatTestbedStatus(s, configArg));
+        return s.problems.length > 0 ? 1 : 0;
+      }
+      case "down": {
+        const { removed, left } = await testbedServiceDown(config, runDir, root);
+        out(
+          { removed, left },
+          [
+            ...removed.map((r) => `removed ${r}`),
+            left.length > 0
+              ? `still there: ${left.join(", ")}`
+              : `testbed ${config.name}: down${removed.length === 0 ? " (nothing was up)" : ""}`,
+          ].join("\n"),
+        );
+        return left.length === 0 ? 0 : 1;
+      }
+      case "up": {
+        const report = await deps.runDoctor();
+        if (!report.ok) {
+          io.stderr(
+            `${formatDoctorReport(report)}\n\nvpc testbed up: the machine is missing required pieces (above)\n`,
+          );
+          return 1;
+        }
+        if (!json) io.stdout(`doctor: ok; testbed ${config.name} in ${runDir}\n`);
+        const r = await testbedServiceUp({
+          config,
+          runDir,
+          root,
+          daemonCommand: (deps.daemonCommand ?? defaultDaemonCommand)(configPath, runDir),
+          ...(json ? {} : { onLine: (l: string) => io.stdout(`  ${l}\n`) }),
+        });
+        if (!json) {
+          for (const x of r.repaired) io.stdout(`removed (broken earlier testbed) ${x}\n`);
+          if (!r.created) io.stdout("already up: nothing to do\n");
+        }
+        out(
+          { ...r.status, created: r.created, repaired: r.repaired },
+          formatTestbedStatus(r.status, configArg),
+        );
+        return r.status.problems.length === 0 ? 0 : 1;
+      }
+      default:
+        return await daemonCommand(parsed, config, runDir, io, out);
     }
-    const report = await deps.runDoctor();
-    if (!report.ok) {
-      io.stderr(
-        `${formatDoctorReport(report)}\n\nvpc testbed up: the machine is missing required pieces (above)\n`,
-      );
-      return 1;
-    }
-    if (!json) io.stdout(`doctor: ok; bringing up testbed ${config.name} in ${runDir}\n`);
-    const r = await testbedSessionUp(config, runDir);
-    if (!json) {
-      for (const x of r.repaired) io.stdout(`removed (broken earlier testbed) ${x}\n`);
-      if (!r.created) io.stdout("already up: nothing to do\n");
-    }
-    print(r.status, { created: r.created, repaired: r.repaired });
-    return r.status.state === "up" ? 0 : 1;
   } catch (e) {
     const code = ClusterError.isInstance(e) || ControllerError.isInstance(e) ? ` [${e.code}]` : "";
     const where = ClusterError.isInstance(e) && e.code === "CLUSTER_CONFIG" ? ` (${configPath})` : "";
@@ -193,5 +281,58 @@ export async function runTestbedCli(
       `vpc testbed ${command}: failed${code}${where}: ${e instanceof Error ? e.message : String(e)}\n`,
     );
     return 1;
+  }
+}
+
+/** run, checkpoint, kill, restore, exec: one request to the daemon. */
+async function daemonCommand(
+  parsed: TestbedArgs,
+  config: Awaited<ReturnType<typeof loadClusterConfig>>,
+  runDir: string,
+  io: CliIo,
+  out: (value: unknown, text: string) => void,
+): Promise<number> {
+  const request = parsed.request!;
+  const client = await connectTestbed(
+    config,
+    runDir,
+    parsed.json || request.method !== "run" ? undefined : (l) => io.stdout(`  ${l}\n`),
+  );
+  try {
+    switch (request.method) {
+      case "run": {
+        const r = await client.call<RunResult>(request);
+        out(r, formatRunResult(r));
+        return r.verified ? 0 : 1;
+      }
+      case "checkpoint": {
+        const m = await client.call<EpochMetrics>(request);
+        out(m, formatCheckpoint(m));
+        return 0;
+      }
+      case "kill": {
+        const r = await client.call<{ vms: string[] }>(request);
+        out(r, `killed ${r.vms.join(", ")} (SIGKILL); vpc testbed restore brings them back`);
+        return 0;
+      }
+      case "restore": {
+        const r = await client.call<RestoreReport>(request);
+        out(r, formatRestore(r));
+        return 0;
+      }
+      case "exec": {
+        const r = await client.call<{ stdout: string; stderr: string; exitCode: number | null }>(request);
+        if (parsed.json) out(r, "");
+        else {
+          io.stdout(r.stdout);
+          io.stderr(r.stderr);
+        }
+        return r.exitCode ?? 1;
+      }
+      default:
+        throw new Error(`no daemon request for ${request.method}`);
+    }
+  } finally {
+    client.close();
   }
 }

@@ -54,6 +54,51 @@ export {
   testbedUp,
 } from "./testbed.js";
 export {
+  CONTROL_SOCKET_FILE,
+  type ControlMethod,
+  type ControlRequest,
+  controlSocketPath,
+  DAEMON_LOG_FILE,
+  DAEMON_PID_FILE,
+  type DaemonPhase,
+  type DaemonStatus,
+  type DaemonVmState,
+  type DaemonVmStatus,
+  type RestoreReport,
+  type RunResult,
+  TestbedControlClient,
+  validateControlRequest,
+} from "./testbed-control.js";
+export {
+  formatEpochLine,
+  runProgress,
+  runTestbedDaemon,
+  runVerdict,
+  type TestbedDaemonOptions,
+} from "./testbed-daemon.js";
+export {
+  acquireTestbedLock,
+  argsName,
+  type LockHolder,
+  lockIsStale,
+  lockPath,
+  parseLockHolder,
+  processArgs,
+} from "./testbed-lock.js";
+export {
+  connectTestbed,
+  liveDaemonPid,
+  removeTestbed,
+  reportProblems,
+  type TestbedReport,
+  type TestbedServiceUpOptions,
+  type TestbedServiceUpResult,
+  tailLines,
+  testbedReport,
+  testbedServiceDown,
+  testbedServiceUp,
+} from "./testbed-service.js";
+export {
   checkConfigOnMachine,
   checkGuestRam,
   configGuestMiB,
