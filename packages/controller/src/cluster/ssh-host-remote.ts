@@ -4,9 +4,10 @@
  * that the agent loads, and remove on `down` exactly what `up` and the agent made there.
  *
  * Nothing is left running on the machine by `up`; the agent is started by the controller for
- * as long as its SSH channel lives. As root the agent runs in private mount and PID namespaces
- * (util-linux `unshare`): its /dev/shm is a directory of its own, and when it dies the kernel
- * kills every QEMU it started.
+ * as long as its SSH channel lives. As root the agent runs in a private mount namespace
+ * (util-linux `unshare`) whose /dev/shm is a directory of its own, so every RAM and dirty-log
+ * file of its VMs lands where `down` removes it. No PID namespace: the store lock tells a stale
+ * lock by its PID, which would read as alive (PID 1) in every new namespace.
  */
 import { createHash } from "node:crypto";
 import { createReadStream, existsSync } from "node:fs";
@@ -48,7 +49,7 @@ export interface SshHostState {
   readonly agent: AgentSource["how"];
   /** Guest image directory on the host (absent: the agent's own default). */
   readonly imageDir?: string;
-  /** The agent runs in private mount + PID namespaces with /dev/shm bound to `shmDir`. */
+  /** The agent runs in a private mount namespace with /dev/shm bound to `shmDir`. */
   readonly isolated: boolean;
   /** Set when `up` copied the agent. */
   readonly copy?: { readonly files: number; readonly bytes: number; readonly ms: number };
@@ -479,7 +480,7 @@ export async function installSshHost(
 
 /**
  * How the controller starts the agent on an ssh host (HostClient's `wrapCommand`): its PID goes
- * to `<dir>/agent.pid` for `down`; as root it runs in private mount + PID namespaces.
+ * to `<dir>/agent.pid` for `down` (every `exec` keeps it); as root it gets its own /dev/shm.
  */
 export function sshAgentWrapper(o: {
   readonly dir: string;
@@ -489,10 +490,8 @@ export function sshAgentWrapper(o: {
   return (agentCommand) => {
     const pid = `echo $$ > ${shq(posix.join(o.dir, "agent.pid"))}`;
     if (!o.isolated) return `${pid}; ${agentCommand}`;
-    // unshare forks the agent as PID 1 of a new PID namespace and SIGKILLs it if unshare dies;
-    // when PID 1 dies the kernel kills every QEMU in the namespace.
     const inner = `mount --bind ${shq(o.shmDir)} /dev/shm && ${agentCommand}`;
-    return `${pid}; exec unshare -m -p --fork --kill-child --mount-proc --propagation private sh -c ${shq(inner)}`;
+    return `${pid}; exec unshare -m --propagation private sh -c ${shq(inner)}`;
   };
 }
 
@@ -531,12 +530,14 @@ export function sshHostPaths(h: SshHostRef): string[] {
   return [...(h.ssh?.madeDir === true ? [h.dir] : inside), h.shmDir];
 }
 
-function killAgentScript(h: SshHostRef): string {
+function killScript(h: SshHostRef): string {
+  const tmp = posix.join(h.dir, "tmp");
   const pidFile = shq(posix.join(h.dir, "agent.pid"));
-  // Only our agent (guards against PID reuse): unshare's command line names this host's shm
-  // directory; an agent started without it has this host's tmp dir in its environment.
-  const marks = `-e ${shq(`TMPDIR=${posix.join(h.dir, "tmp")}`)} -e ${shq(h.shmDir)}`;
-  return `pid=$(cat ${pidFile} 2>/dev/null); if [ -n "$pid" ] && cat /proc/$pid/environ /proc/$pid/cmdline 2>/dev/null | tr '\\0' '\\n' | grep -qF ${marks}; then kill -9 "$pid" && echo "killed $pid"; fi`;
+  // The agent only if its environment names this host's tmp dir (guards against PID reuse);
+  // then every QEMU it left (SIGKILLed agent): their QMP sockets live in that tmp dir.
+  const agent = `pid=$(cat ${pidFile} 2>/dev/null); if [ -n "$pid" ] && tr '\\0' '\\n' < /proc/$pid/environ 2>/dev/null | grep -qxF ${shq(`TMPDIR=${tmp}`)}; then kill -9 "$pid" && echo "killed $pid agent"; fi`;
+  const qemus = `for p in /proc/[0-9]*; do n=\${p#/proc/}; [ "$n" = "$$" ] && continue; tr '\\0' ' ' < $p/cmdline 2>/dev/null | grep -q qemu-system || continue; tr '\\0' ' ' < $p/cmdline 2>/dev/null | grep -qF ${shq(`${tmp}/`)} && kill -9 "$n" && echo "killed $n qemu"; done`;
+  return `${agent}; ${qemus}; true`;
 }
 
 /** Kills a leftover agent (and with it its VMs) and removes what the testbed made on the host. */
@@ -546,14 +547,17 @@ export async function sshHostDown(h: SshHostRef): Promise<string[]> {
     const paths = sshHostPaths(h);
     const list = paths.map(shq).join(" ");
     const r = await conn.exec(
-      `${killAgentScript(h)}; sleep 0.2; for p in ${list}; do [ -e "$p" ] && echo "$p"; done; rm -rf ${list}`,
+      `${killScript(h)}; sleep 0.2; for p in ${list}; do [ -e "$p" ] && echo "$p"; done; rm -rf ${list}`,
     );
     if (r.code !== 0)
       throw new TestbedError("ssh-down", `host ${h.name}: removing ${list} failed: ${r.stderr.trim()}`);
     return r.stdout
       .split("\n")
       .filter(Boolean)
-      .map((l) => (l.startsWith("killed ") ? `pid ${l.slice(7)} (agent on ${h.name})` : `${h.name}:${l}`));
+      .map((l) => {
+        const k = /^killed (\d+) (\w+)$/.exec(l);
+        return k ? `pid ${k[1]} (${k[2]} on ${h.name})` : `${h.name}:${l}`;
+      });
   } finally {
     conn.end();
   }

@@ -279,7 +279,7 @@ describe("ssh host commands", () => {
       "exec node a",
     );
     expect(isolated).toBe(
-      "echo $$ > '/var/tmp/h/agent.pid'; exec unshare -m -p --fork --kill-child --mount-proc --propagation private sh -c 'mount --bind '\\''/dev/shm/vpc-tb-1-h'\\'' /dev/shm && exec node a'",
+      "echo $$ > '/var/tmp/h/agent.pid'; exec unshare -m --propagation private sh -c 'mount --bind '\\''/dev/shm/vpc-tb-1-h'\\'' /dev/shm && exec node a'",
     );
     expect(sshAgentWrapper({ dir: "/var/tmp/h", shmDir: "/s", isolated: false })("exec node a")).toBe(
       "echo $$ > '/var/tmp/h/agent.pid'; exec node a",
