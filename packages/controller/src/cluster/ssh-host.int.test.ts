@@ -1,6 +1,6 @@
 import { execFile, spawn } from "node:child_process";
 import { randomBytes, randomInt } from "node:crypto";
-import { closeSync, existsSync, openSync, readFileSync } from "node:fs";
+import { closeSync, existsSync, openSync, readdirSync, readFileSync } from "node:fs";
 import { mkdir, mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
 import { connect } from "node:net";
 import { join } from "node:path";
@@ -265,17 +265,44 @@ describe("ssh host kind (dropbear in a namespace made by the test)", () => {
     });
     cluster = restored;
     expect(result.epoch).toBe(1);
+    process.stderr.write(
+      `[ssh] epoch 0: ${(e0.checkpointBytes / 1e6).toFixed(1)} MB, downtime ${e0.vcDowntimeMs.toFixed(0)} ms; ` +
+        `epoch 1: ${(e1.checkpointBytes / 1e6).toFixed(1)} MB, downtime ${e1.vcDowntimeMs.toFixed(0)} ms; ` +
+        `restore ${result.totalMs.toFixed(0)} ms\n`,
+    );
     const after = await memcheck();
     expect(after.nonce).toBe(first.nonce);
     const later = await waitFor(memcheck, (m) => m.verifies >= after.verifies + 2, 30_000);
     expect(later.failures).toBe(0);
     expect((await cluster.exec("sshvm", "cat /run/memcheck.err")).stdout).toBe("");
+
+    // The host fails hard: its agent is SIGKILLed and leaves its QEMU behind; `down` must find
+    // both (the machine is this one, so /proc shows them).
+    const agentPid = Number(readFileSync(join(work, "remote", "agent.pid"), "utf8"));
+    const ours = (): number[] =>
+      readdirSync("/proc")
+        .filter((n) => /^\d+$/.test(n))
+        .filter((n) => {
+          try {
+            const cmd = readFileSync(`/proc/${n}/cmdline`, "utf8");
+            return cmd.includes("qemu-system") && cmd.includes(join(work, "remote", "tmp"));
+          } catch {
+            return false;
+          }
+        })
+        .map(Number);
+    expect(ours()).toHaveLength(1);
+    process.kill(agentPid, "SIGKILL");
     await cluster.close();
     cluster = undefined;
+    const [qemuPid] = ours();
+    expect(qemuPid).toBeDefined();
 
     const st = state;
     const removed = await testbedDown(st.runDir);
     state = undefined;
+    expect(removed).toContain(`pid ${qemuPid} (qemu on r1)`);
+    expect(ours()).toEqual([]);
     expect(removed.some((r) => r.includes(join(work, "remote")))).toBe(true);
     expect(await testbedLeftovers(st)).toEqual([]);
     expect(existsSync(join(work, "remote"))).toBe(false);
