@@ -222,7 +222,13 @@ export async function runTestbedCli(
       parsed.command === "daemon" ? resolve(parsed.runDir!) : testbedSessionDir(config.name, root);
     switch (command) {
       case "daemon": {
-        const code = await runTestbedDaemon({ config, runDir, log: (l) => io.stdout(`${l}\n`) });
+        const grace = process.env.VPC_FINALIZE_GRACE_MS;
+        const code = await runTestbedDaemon({
+          config,
+          runDir,
+          log: (l) => io.stdout(`${l}\n`),
+          ...(grace && /^\d+$/.test(grace) ? { finalizeGraceMs: Number(grace) } : {}),
+        });
         // The daemon's whole job is done: SSH clients and timers of closed hosts must not keep it.
         process.exit(code);
         return code;

@@ -1,11 +1,13 @@
 /**
- * The long-lived testbed behind `vpc testbed up|status|down`: one fixed run directory per
- * cluster config name, so `up` twice finds the first and `down` after a crash finds everything.
+ * The hosts of the long-lived testbed behind `vpc testbed up|status|down`: one fixed run
+ * directory per cluster config name, so `up` twice finds the first and `down` after a crash finds
+ * everything.
  *
- * Only the netns hosts are left running. The cluster's VMs are not: a host agent stops its VMs
- * when its SSH channel to the controller ends (agent/main.ts — nothing may outlive the agent),
- * so VMs booted by `up` would die with the `up` process. VMs are booted by the command that
- * uses them (`vpc cluster demo`), which keeps its controller alive for as long as they run.
+ * This module knows the hosts only. The VMs are booted and kept by the testbed daemon
+ * (testbed-daemon.ts), which calls `testbedSessionUp` itself: a host agent stops its VMs when its
+ * SSH channel to the controller ends, and a qemu host lives as long as the process that made it,
+ * so the long-lived process must be the one that makes the hosts. `testbedReport`
+ * (testbed-service.ts) joins these host checks with the daemon's view of the VMs.
  */
 import { execFile } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
