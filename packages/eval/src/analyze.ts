@@ -275,7 +275,8 @@ function claim(
 }
 
 const kernelLabel = (r: GroupRow) => `${r.kernel.toUpperCase()}.${r.cls}${r.vms > 1 ? ` ×${r.vms}` : ""}`;
-const vmsLabel = (r: GroupRow) => `${kernelLabel(r)} ${r.vms} VM${r.vms > 1 ? "s" : ""}`;
+const vmsLabel = (r: GroupRow) =>
+  `${r.kernel.toUpperCase()}.${r.cls} ${r.vms} VM${r.vms > 1 ? "s" : ""}/${r.hosts} host${r.hosts > 1 ? "s" : ""}`;
 const percent = (x: number) => `${(x * 100).toFixed(1)}%`;
 
 /** The paper's claims and our targets (issue 11), each against the worst measured case. */

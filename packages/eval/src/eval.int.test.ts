@@ -1,6 +1,8 @@
-// The smallest real cell end to end (issue 11): NPB CG class S on one TCG VM without checkpoints
-// and under two engines, a few 1 s checkpoints each, then `vpc report` on the results.
-// Needs the guest image with NPB (`make images`). VPC_EVAL_INT_KERNEL / _RUNS tune it.
+// The smallest real cells end to end (issue 11): NPB CG class S on one TCG VM without checkpoints
+// and under two engines, a few 1 s checkpoints each; the same kernel as a one-VM virtual cluster
+// on a netns host under stop-copy (global epochs); a restore from a 2-epoch chain with NPB
+// verified after it; then `vpc report` on the results. Needs root and the guest image with NPB
+// (`make images`). VPC_EVAL_INT_KERNEL / _RUNS tune it.
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -20,7 +22,7 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-it("runs CG.S under none, stop-copy and vpc on one VM and reports it", { timeout: 900_000 }, async () => {
+it("runs CG.S solo, as a cluster and across a restore, and reports it", { timeout: 900_000 }, async () => {
   const kernel = process.env.VPC_EVAL_INT_KERNEL ?? "cg";
   const runs = Number(process.env.VPC_EVAL_INT_RUNS ?? "8");
   const lines: string[] = [];
@@ -32,6 +34,14 @@ it("runs CG.S under none, stop-copy and vpc on one VM and reports it", { timeout
         engines: ["none", "stop-copy", "vpc"],
         kernelRuns: runs,
       },
+      {
+        ...presetConfig("vc-scale", "quick"),
+        kernels: [kernel],
+        engines: ["stop-copy"],
+        vms: [1],
+        hosts: [1],
+      },
+      { ...presetConfig("restore", "quick"), kernels: [kernel], memMiB: [256], chainLengths: [2] },
     ],
     preset: "custom",
     dir: join(dir, "results"),
@@ -47,8 +57,9 @@ it("runs CG.S under none, stop-copy and vpc on one VM and reports it", { timeout
     .filter((c) => c.status.state === "failed")
     .map((c) => `${c.id}: ${c.status.error?.message}`);
   expect(failures).toEqual([]);
-  expect(s.done).toBe(3);
-  for (const c of results.cells) {
+  expect(s.done).toBe(5);
+  expect(lines.filter((l) => /left behind/.test(l))).toEqual([]);
+  for (const c of results.cells.filter((c) => c.status.cell.experiment === "solo")) {
     const run = c.records.find((r) => r.type === "run");
     expect(run, c.id).toMatchObject({ kernelRuns: runs, verifiedRuns: runs });
     if (c.status.cell.engine !== "none") {
@@ -57,6 +68,13 @@ it("runs CG.S under none, stop-copy and vpc on one VM and reports it", { timeout
       expect(cps.every((r) => r.type === "checkpoint" && r.soloDowntimeMs >= r.pauseMs)).toBe(true);
     }
   }
+  const vc = results.cells.find((c) => c.status.cell.experiment === "vc-scale")!;
+  const epochs = vc.records.filter((r) => r.type === "vc-checkpoint");
+  expect(epochs[0]).toMatchObject({ epoch: 0, full: true, committed: true, vms: 1, hosts: 1 });
+  expect(epochs.length).toBeGreaterThanOrEqual(2);
+  expect(vc.records.find((r) => r.type === "run")).toMatchObject({ kernelRuns: 2, verifiedRuns: 2 });
+  const restore = results.cells.find((c) => c.status.cell.experiment === "restore")!;
+  expect(restore.records.find((r) => r.type === "restore")).toMatchObject({ chainLength: 2, verified: true });
   const report = await writeReport(join(dir, "results"));
   const md = await readFile(report.markdownPath, "utf8");
   expect(md).toMatch(/\| CG\.S \| vpc \| \d+ \| \d+\.\d\d \|/i);

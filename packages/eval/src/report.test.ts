@@ -124,7 +124,7 @@ describe("vpc report on the recorded fixture", () => {
     expect(find("VC downtime ≤ 0.40 × precopy")?.slice(4, 7)).toEqual([
       "0.444",
       "not met",
-      "CG.S 1 VM 0.444",
+      "CG.S 1 VM/1 host 0.444",
     ]);
     expect(find("run-time overhead < 8% at a 1 s interval")?.[5]).toBe("met");
     const csv = await readFile(join(results, "summary", "claims.csv"), "utf8");

@@ -105,6 +105,7 @@ function vcTable(rows: readonly GroupRow[]): Table {
       "VC downtime p95 ms",
       "held frames",
       "logged frames",
+      "run-time overhead",
       "failed cells",
     ],
     rows: rows.map((r) => [
@@ -116,6 +117,7 @@ function vcTable(rows: readonly GroupRow[]): Table {
       ms(r.vcDowntimeP95Ms),
       String(r.heldFrames),
       String(r.loggedFrames),
+      r.engine === NO_CHECKPOINT ? "baseline" : pct(r.runtimeOverhead),
       String(r.failedCells),
     ]),
   };
