@@ -275,7 +275,7 @@ export async function runTestbedCli(
           { ...r.status, created: r.created, repaired: r.repaired },
           formatTestbedStatus(r.status, configArg),
         );
-        return r.status.problems.length === 0 ? 0 : 1;
+        return r.status.state === "up" ? 0 : 1;
       }
       default:
         return await daemonCommand(parsed, config, runDir, io, out);
