@@ -48,6 +48,9 @@ export interface GroupRow extends GroupKey {
   readonly restoreMedianMs: number | null;
   readonly restoreP95Ms: number | null;
   readonly restores: number;
+  /** Restores after which NPB went on and verified; `restoresChecked` of them were checked at all. */
+  readonly restoresVerified: number;
+  readonly restoresChecked: number;
 }
 
 export interface FailedCell {
@@ -152,6 +155,8 @@ function buildGroup(key: GroupKey, cells: readonly CellResult[]): Omit<GroupRow,
     restoreMedianMs: median(restores.map((r) => r.restoreMs)),
     restoreP95Ms: p95(restores.map((r) => r.restoreMs)),
     restores: restores.length,
+    restoresVerified: restores.filter((r) => r.verified === true).length,
+    restoresChecked: restores.filter((r) => r.verified !== null).length,
   };
 }
 

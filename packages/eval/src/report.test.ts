@@ -112,6 +112,16 @@ describe("vpc report on the recorded fixture", () => {
     }
   });
 
+  it("gives the restore times and whether NPB verified after each restore", async () => {
+    const r = await writeReport(results);
+    const rows = mdTable(await readFile(r.markdownPath, "utf8"), "Restore time");
+    // engine, RAM, chain, VMs, restores, verified, median, p95, failed
+    expect(rows.map((x) => [x[2], x[5], x[6]])).toEqual([
+      ["1", "not checked", "1200.00"],
+      ["4", "1 of 1", "1500.00"],
+    ]);
+  });
+
   it("states each target met, not met or not measured from the measured ratio", async () => {
     const r = await writeReport(results);
     const md = await readFile(r.markdownPath, "utf8");

@@ -181,6 +181,7 @@ function restoreTable(rows: readonly GroupRow[]): Table {
       "chain length",
       "VMs",
       "restores",
+      "NPB verified after restore",
       "restore median ms",
       "restore p95 ms",
       "failed cells",
@@ -191,6 +192,7 @@ function restoreTable(rows: readonly GroupRow[]): Table {
       r.chainLength === null ? DASH : String(r.chainLength),
       String(r.vms),
       String(r.restores),
+      r.restoresChecked === 0 ? "not checked" : `${r.restoresVerified} of ${r.restoresChecked}`,
       ms(r.restoreMedianMs),
       ms(r.restoreP95Ms),
       String(r.failedCells),
@@ -296,7 +298,9 @@ export function buildReport(results: Results, a: Analysis, charts: readonly Char
   if (rest.length > 0)
     sections.push({
       title: "Restore time (experiment `restore`)",
-      text: ["Restore time: restore started → the VM running and reachable over SSH."],
+      text: [
+        "Restore time: restore started → the VM running and reachable over SSH. After it, the NPB loop that was running at the checkpoint must complete a run in the restored VM with every result `Verification = SUCCESSFUL`.",
+      ],
       table: restoreTable(rest),
       ...(has("restore") ? { chart: "restore" } : {}),
     });

@@ -49,6 +49,8 @@ export const GROUP_COLUMNS: readonly (keyof GroupRow & string)[] = [
   "restoreMedianMs",
   "restoreP95Ms",
   "restores",
+  "restoresVerified",
+  "restoresChecked",
 ];
 
 const CLAIM_COLUMNS: readonly (keyof ClaimRow & string)[] = [
