@@ -92,6 +92,8 @@ export function formatTestbedStatus(r: TestbedReport, configArg: string): string
     );
   if (r.problems.length > 0) {
     out.push("", "problems:", ...r.problems.map((p) => `  - ${p}`));
+    if (r.state === "starting")
+      out.push("", `wait: vpc testbed up${configArg}   # follows its log until the VMs are up`);
     // VM problems alone (a kill) are fixed by restore; anything else by making it anew.
     if (r.state === "broken")
       out.push("", `fix: vpc testbed up${configArg}   # removes what is left of it and makes it anew`);

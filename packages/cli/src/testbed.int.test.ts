@@ -112,7 +112,10 @@ describe("vpc testbed (real namespaces, dropbear, daemon, VMs)", () => {
 
   it("run CG.S with checkpoints survives kill + restore; down after a SIGKILLed daemon removes everything", async () => {
     const cfg = ["--config", "testbed/ci.json"];
-    expect((await vpc("up", ...cfg)).code).toBe(0);
+    // Two ups at the same moment: one makes the testbed, the other is refused by the lock.
+    const ups = await Promise.all([vpc("up", ...cfg), vpc("up", ...cfg)]);
+    expect(ups.map((u) => u.code).sort(), ups.map((u) => u.stderr).join("")).toEqual([0, 1]);
+    expect(ups.find((u) => u.code === 1)!.stderr).toMatch(/another "vpc testbed up" \(pid \d+/);
     const st = readState("ci");
 
     // The run waits out the kill and the restore from "another shell" (this test).

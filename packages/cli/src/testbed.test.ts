@@ -131,6 +131,17 @@ describe("formatTestbedStatus", () => {
     expect(killed).toMatch(/^ {2}vpc testbed restore +# bring the killed VMs back$/m);
   });
 
+  it("tells to wait for a testbed that is starting", () => {
+    const text = formatTestbedStatus(
+      { ...up, state: "starting", problems: ["the testbed daemon is starting (the hosts and VMs come up)"] },
+      "",
+    );
+    expect(text).toContain("testbed demo: starting");
+    expect(text).toContain("wait: vpc testbed up   # follows its log");
+    expect(text).not.toContain("fix:");
+    expect(text).not.toContain("next:");
+  });
+
   it("says down when there is no state", () => {
     expect(formatTestbedStatus({ ...up, state: "down", hosts: [] }, "")).toBe(
       "testbed demo: down (no state in /run/vpc-testbed/demo)",

@@ -269,7 +269,7 @@ export async function runTestbedCli(
         });
         if (!json) {
           for (const x of r.repaired) io.stdout(`removed (broken earlier testbed) ${x}\n`);
-          if (!r.created) io.stdout("already up: nothing to do\n");
+          if (!r.created && !r.joined) io.stdout("already up: nothing to do\n");
         }
         out(
           { ...r.status, created: r.created, repaired: r.repaired },

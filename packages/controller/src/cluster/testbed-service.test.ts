@@ -38,9 +38,14 @@ describe("reportProblems", () => {
       infrastructure: ["h2: namespace vpc-ab12-h2 is missing", "the testbed daemon is not running"],
       vms: [],
     });
-    expect(reportProblems(hosts, { ...daemon, phase: "starting" }).infrastructure).toEqual([
-      "the testbed daemon is starting",
+    expect(reportProblems(hosts, { ...daemon, phase: "stopping" }).infrastructure).toEqual([
+      "the testbed daemon is stopping",
     ]);
+    // Hosts still being made are not broken while the daemon starts.
+    expect(reportProblems(broken, { ...daemon, phase: "starting" })).toEqual({
+      infrastructure: ["the testbed daemon is starting (the hosts and VMs come up)"],
+      vms: [],
+    });
     const vms = reportProblems(hosts, {
       ...daemon,
       vms: [

@@ -30,8 +30,11 @@ import {
 } from "./testbed-session.js";
 
 export interface TestbedReport extends Omit<TestbedSessionStatus, "vms" | "state"> {
-  /** `down`: nothing there; `up`: hosts healthy and the daemon ready; `broken`: see `problems`. */
-  readonly state: "down" | "up" | "broken";
+  /**
+   * `down`: nothing there; `starting`: the daemon makes the hosts and boots the VMs; `up`: hosts
+   * healthy and the daemon ready; `broken`: see `problems`.
+   */
+  readonly state: "down" | "starting" | "up" | "broken";
   /** The daemon's view when it answers, else the config's VMs as `not booted`. */
   readonly vms: readonly (TestbedSessionStatus["vms"][number] & { readonly problem?: string })[];
   readonly daemon?: { readonly pid: number; readonly phase?: DaemonPhase; readonly log: string };
@@ -58,6 +61,9 @@ export function reportProblems(
   hosts: TestbedSessionStatus,
   daemon: DaemonStatus | { readonly error: string },
 ): { infrastructure: string[]; vms: string[] } {
+  // While the daemon starts, missing hosts are not broken: they are being made.
+  if (!("error" in daemon) && daemon.phase === "starting")
+    return { infrastructure: ["the testbed daemon is starting (the hosts and VMs come up)"], vms: [] };
   const infrastructure = [...hosts.problems];
   const vms: string[] = [];
   if ("error" in daemon) infrastructure.push(daemon.error);
@@ -104,7 +110,7 @@ export async function testbedReport(config: ClusterConfig, runDir: string): Prom
   const ok = "error" in daemon ? undefined : daemon;
   return {
     ...hosts,
-    state: p.infrastructure.length === 0 ? "up" : "broken",
+    state: ok?.phase === "starting" ? "starting" : p.infrastructure.length === 0 ? "up" : "broken",
     problems: [...p.infrastructure, ...p.vms],
     vms: ok?.vms ?? hosts.vms,
     ...(pid === undefined ? {} : { daemon: { pid, ...(ok ? { phase: ok.phase } : {}), log } }),
@@ -182,6 +188,8 @@ export interface TestbedServiceUpResult {
   readonly created: boolean;
   /** What a broken earlier testbed left and `up` removed first. */
   readonly repaired: readonly string[];
+  /** A daemon still booting (its `up` was interrupted) was waited for. */
+  readonly joined?: boolean;
   readonly status: TestbedReport;
 }
 
@@ -198,6 +206,18 @@ export async function testbedServiceUp(o: TestbedServiceUpOptions): Promise<Test
   try {
     const before = await testbedReport(config, runDir);
     if (before.state === "up") return { created: false, repaired: [], status: before };
+    const starting = before.state === "starting" ? before.daemon?.pid : undefined;
+    if (starting !== undefined) {
+      // A daemon whose `up` was interrupted is still booting: wait for it instead of a new one.
+      const logPath = join(runDir, DAEMON_LOG_FILE);
+      const gone = (): string | undefined => (liveDaemonPid(runDir) === starting ? undefined : "it ended");
+      try {
+        await waitReady(runDir, logPath, gone, o.onLine, o.readyTimeoutMs ?? 900_000);
+      } catch (e) {
+        throw await failed(runDir, e);
+      }
+      return { created: false, repaired: [], joined: true, status: await testbedReport(config, runDir) };
+    }
     const repaired = before.state === "broken" ? (await removeTestbed(runDir)).removed : [];
     await checkConfigOnMachine(config);
     await mkdir(runDir, { recursive: true, mode: 0o700 });
@@ -219,19 +239,24 @@ export async function testbedServiceUp(o: TestbedServiceUpOptions): Promise<Test
       await writeFile(join(runDir, DAEMON_PID_FILE), `${child.pid}\n`, { mode: 0o600 });
       await waitReady(runDir, logPath, () => exited, o.onLine, o.readyTimeoutMs ?? 900_000);
     } catch (e) {
-      const tail = tailLines(logPath, 15);
-      await removeTestbed(runDir).catch(() => undefined);
-      throw new ClusterError(
-        "CLUSTER_STATE",
-        `the testbed daemon did not come up: ${(e as Error).message}${tail ? `\nlast lines of its log:\n${tail}` : ""}`,
-        { cause: e },
-      );
+      throw await failed(runDir, e);
     }
     child.unref();
     return { created: true, repaired, status: await testbedReport(config, runDir) };
   } finally {
     release();
   }
+}
+
+/** After a failed start: the error with the log's tail, and nothing of the testbed left. */
+async function failed(runDir: string, e: unknown): Promise<ClusterError> {
+  const tail = tailLines(join(runDir, DAEMON_LOG_FILE), 15);
+  await removeTestbed(runDir).catch(() => undefined);
+  return new ClusterError(
+    "CLUSTER_STATE",
+    `the testbed daemon did not come up: ${(e as Error).message}${tail ? `\nlast lines of its log:\n${tail}` : ""}`,
+    { cause: e },
+  );
 }
 
 /** Follows the log (each new line to `onLine`) until the daemon says it is ready. */
