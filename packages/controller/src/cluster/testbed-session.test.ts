@@ -34,6 +34,16 @@ describe("testbed session checks", () => {
     expect(configGuestMiB(mixed)).toBe(256 + 1024);
   });
 
+  it("does not count an ssh host's VMs against this machine", () => {
+    const remote = validateClusterConfig({
+      hosts: [
+        { name: "n1", vms: [{ name: "a", memMiB: 256 }] },
+        { name: "r1", kind: "ssh", address: "10.9.0.5", key: "/k", vms: [{ name: "b", memMiB: 8192 }] },
+      ],
+    });
+    expect(configGuestMiB(remote)).toBe(256);
+  });
+
   it("reads MemAvailable in MiB", () => {
     const meminfo = "MemTotal:       24576000 kB\nMemFree:  100 kB\nMemAvailable:    2097152 kB\n";
     expect(parseMemAvailableMiB(meminfo)).toBe(2048);

@@ -52,8 +52,11 @@ export function testbedHostSpecs(config: ClusterConfig): TestbedHostSpec[] {
  * its L1's `memMiB` (its VMs live inside that RAM, in the L1's /dev/shm).
  */
 export function configGuestMiB(config: ClusterConfig): number {
+  // An ssh host's VMs use its own RAM (its probe checks its /dev/shm), not this machine's.
   return config.hosts.reduce(
-    (a, h) => a + (h.qemu === undefined ? h.vms.reduce((b, v) => b + v.memMiB, 0) : h.qemu.memMiB),
+    (a, h) =>
+      a +
+      (h.kind === "ssh" ? 0 : h.qemu === undefined ? h.vms.reduce((b, v) => b + v.memMiB, 0) : h.qemu.memMiB),
     0,
   );
 }
