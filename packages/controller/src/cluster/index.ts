@@ -44,6 +44,16 @@ export {
 export { type RpcHandler, RpcPeer, type RpcPeerOptions } from "./rpc.js";
 export { encodeRpcMessage, MAX_RPC_FRAME_BYTES, RpcDecoder, type RpcMessage } from "./rpc-codec.js";
 export {
+  type AgentSource,
+  evaluateSshHost,
+  HostKeyError,
+  hostKeyFingerprint,
+  parseSshProbe,
+  SSH_PROBE_SCRIPT,
+  type SshHostFacts,
+} from "./ssh-host.js";
+export { type SshHostState, SshPrerequisiteError } from "./ssh-host-remote.js";
+export {
   readTestbedState,
   type TestbedHost,
   type TestbedHostSpec,
