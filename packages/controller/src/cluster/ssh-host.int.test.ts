@@ -6,10 +6,18 @@ import { connect } from "node:net";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { silentLogger } from "../logger.js";
 import { Cluster } from "./cluster.js";
 import { type ClusterConfig, validateClusterConfig } from "./config.js";
+import { HostClient } from "./host-client.js";
 import { probeSshHost } from "./ssh-host-remote.js";
-import { type TestbedState, testbedDown, testbedLeftovers, testbedUp } from "./testbed.js";
+import {
+  type TestbedState,
+  testbedDown,
+  testbedHostProblems,
+  testbedLeftovers,
+  testbedUp,
+} from "./testbed.js";
 import { testbedHostSpecs } from "./testbed-session.js";
 
 // The `ssh` kind without a second machine: a network namespace with its own veth to the root
@@ -199,6 +207,18 @@ describe("ssh host kind (dropbear in a namespace made by the test)", () => {
       seen: hostKeyFingerprint,
       source: "config",
     });
+    // The cluster's own connection checks the pinned key too.
+    await expect(
+      HostClient.connect({
+        hostId: "r1",
+        address: hostIp,
+        port: 22,
+        privateKey: readFileSync(join(work, "client_key")),
+        hostKey: `SHA256:${"B".repeat(43)}`,
+        logFile: join(work, "never.log"),
+        logger: silentLogger,
+      }),
+    ).rejects.toMatchObject({ name: "HostKeyError", seen: hostKeyFingerprint, source: "pinned" });
     expect(existsSync(join(work, "never"))).toBe(false);
     expect(existsSync(join(work, "remote"))).toBe(false);
   });
@@ -226,6 +246,8 @@ describe("ssh host kind (dropbear in a namespace made by the test)", () => {
         `${(h.ssh!.copy!.bytes / 1e6).toFixed(1)} MB, ${h.ssh!.copy!.ms.toFixed(0)} ms\n`,
     );
     expect(h.ssh!.copy!.bytes).toBeGreaterThan(1e6);
+    expect(await testbedHostProblems(state, h)).toEqual([]);
+    expect(await testbedLeftovers(state)).toContain(`r1:${join(work, "remote")}`);
 
     // The same build at the same paths is reused; the copy just made is recognised.
     const again = await probeSshHost(
