@@ -4,6 +4,8 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { XMLParser, XMLValidator } from "fast-xml-parser";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { groupRows } from "./analyze.js";
+import { chartSpecs } from "./charts.js";
 import { runReportCli } from "./cli.js";
 import { EvaluationError } from "./errors.js";
 import { writeReport } from "./report.js";
@@ -110,6 +112,15 @@ describe("vpc report on the recorded fixture", () => {
       expect(row?.[2]).toBe(String(inc.length));
       expect(row?.[3]).toBe(median(inc).toFixed(2));
     }
+  });
+
+  it("draws one VC line per engine, split by host count only where a VM count ran on several", async () => {
+    const rows = groupRows(await readResults(results));
+    const vcSeries = (rs: typeof rows) => chartSpecs(rs).find((c) => c.id === "vc-downtime")?.series;
+    expect(vcSeries(rows)).toEqual(expect.arrayContaining(["vpc CG.S", "precopy CG.S"]));
+    const vpc1 = rows.find((r) => r.experiment === "vc-scale" && r.engine === "vpc")!;
+    const twoHosts = [...rows, { ...vpc1, hosts: 2 }];
+    expect(vcSeries(twoHosts)).toEqual(expect.arrayContaining(["vpc CG.S 1 host", "vpc CG.S 2 hosts"]));
   });
 
   it("gives the restore times and whether NPB verified after each restore", async () => {
