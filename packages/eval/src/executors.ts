@@ -1,7 +1,8 @@
 /**
  * The real cell executors, on the controller's engine API (`startVmWithAgent`, `createEngine`,
- * `CheckpointLoop`, `restoreVmWithAgent`) and NPB in the guest image. Experiments whose API does
- * not exist yet fail each cell with `NOT_AVAILABLE` (recorded, never a fake result).
+ * `CheckpointLoop`, `restoreVmWithAgent`) and NPB in the guest image; vc-scale runs on the
+ * virtual cluster (vc.ts). Cells no executor can run yet (several VMs outside vc-scale) fail with
+ * `NOT_AVAILABLE` (recorded, never a fake result).
  */
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
