@@ -45,6 +45,8 @@ export interface AgentVmSpec {
   readonly dataIp: string;
   /** name → address of every VM of the cluster (the guest's /etc/hosts). */
   readonly hosts: Readonly<Record<string, string>>;
+  /** Ready marker and SSH within this (default the Vm's); L2 guests in a qemu host need minutes. */
+  readonly bootTimeoutMs?: number;
 }
 
 interface HostedVm {
@@ -150,6 +152,7 @@ export class HostAgent {
       ...(image === undefined ? {} : { image }),
       logger: this.#log,
       guest: { hostname: spec.name, ip: spec.dataIp, hosts: spec.hosts },
+      ...(spec.bootTimeoutMs === undefined ? {} : { bootTimeoutMs: spec.bootTimeoutMs }),
       dataNics: [`stream,id=data0,server=off,addr.type=unix,addr.path=${this.#portPath(spec.name)}`],
     };
   }

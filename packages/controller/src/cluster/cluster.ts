@@ -44,6 +44,7 @@ interface AgentVmSpec {
   cpus: number;
   dataIp: string;
   hosts: Record<string, string>;
+  bootTimeoutMs: number;
 }
 
 export class Cluster {
@@ -216,6 +217,9 @@ export class Cluster {
       cpus: v.cpus,
       dataIp: v.dataIp,
       hosts,
+      // The VM's own limit ends first, so the agent reports a BootError with the serial tail
+      // instead of the call timing out silently (an L2 in a qemu host boots for minutes).
+      bootTimeoutMs: Math.max(30_000, this.#bootTimeout() - 10_000),
     }));
   }
 

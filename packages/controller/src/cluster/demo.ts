@@ -19,9 +19,9 @@ export interface ClusterDemoOptions {
   readonly onProgress?: (line: string) => void;
   /** Committed epochs to wait for before the kill (default 2: the full one and an incremental one). */
   readonly killAfterEpochs?: number;
-  /** Whole run limit (default 600 000 ms). */
+  /** Whole run limit (default 600 000 ms; 3 600 000 with qemu hosts). */
   readonly timeoutMs?: number;
-  /** Limit for the restored workload to print its done marker (default 150 000 ms). */
+  /** Limit for the restored workload to print its done marker (default 150 000 ms; 1 200 000 with qemu hosts). */
   readonly finishTimeoutMs?: number;
   /** How long mpiexec may take to exit after the last result block is complete (default 30 000 ms). */
   readonly finalizeGraceMs?: number;
@@ -89,7 +89,13 @@ export async function runClusterDemo(o: ClusterDemoOptions): Promise<ClusterDemo
   const t0 = performance.now();
   const say = (l: string): void => o.onProgress?.(l);
   const { config } = o;
-  const deadline = Date.now() + (o.timeoutMs ?? 600_000);
+  // L2 guests of qemu hosts run TCG inside TCG, an order of magnitude slower (docs/nested.md).
+  const nested = config.hosts.some((h) => h.kind === "qemu");
+  const runLimitMs = o.timeoutMs ?? (nested ? 3_600_000 : 600_000);
+  const finishLimitMs = o.finishTimeoutMs ?? (nested ? 1_200_000 : 150_000);
+  // One command in a guest: a shell start in an L2 takes seconds, more on a busy machine.
+  const execMs = nested ? 180_000 : 30_000;
+  const deadline = Date.now() + runLimitMs;
   const kinds = [...new Set(config.hosts.map((h) => h.kind))].join("/");
   say(`testbed: ${config.hosts.length} ${kinds} hosts on ${config.fabric.prefix}`);
   const testbed = await testbedUp({
@@ -103,7 +109,7 @@ export async function runClusterDemo(o: ClusterDemoOptions): Promise<ClusterDemo
       config,
       testbed,
       // A hung boot or restore must not outlive the run limit.
-      bootTimeoutMs: Math.min(300_000, o.timeoutMs ?? 600_000),
+      bootTimeoutMs: Math.min(nested ? 1_200_000 : 300_000, runLimitMs),
       ...(o.image === undefined ? {} : { image: o.image }),
       ...(o.logger === undefined ? {} : { logger: o.logger }),
       ...(o.onProgress === undefined ? {} : { onProgress: o.onProgress }),
@@ -130,7 +136,7 @@ export async function runClusterDemo(o: ClusterDemoOptions): Promise<ClusterDemo
         await cluster!.exec(
           first,
           `cat ${OUT} 2>/dev/null || true`,
-          Math.min(30_000, remaining("reading the workload output")),
+          Math.min(execMs, remaining("reading the workload output")),
         )
       ).stdout;
     // The full first epoch is the slow one: take it before the workload starts, so that the kill
@@ -140,7 +146,7 @@ export async function runClusterDemo(o: ClusterDemoOptions): Promise<ClusterDemo
       remaining("waiting for the first committed epoch");
       await sleep(250);
     }
-    await cluster.exec(first, workloadCommand(config), 30_000);
+    await cluster.exec(first, workloadCommand(config), execMs);
     let out0 = "";
     while (!STARTED.test(out0) && !out0.includes(DONE)) {
       await sleep(500);
@@ -168,7 +174,7 @@ export async function runClusterDemo(o: ClusterDemoOptions): Promise<ClusterDemo
       `restored epoch ${result.epoch} in ${(result.totalMs / 1000).toFixed(2)} s (replayed ${result.vms.reduce((a, v) => a + v.replayed, 0)} frames)`,
     );
     cluster.startCheckpoints(show);
-    const finishBy = Math.min(deadline, Date.now() + (o.finishTimeoutMs ?? 150_000));
+    const finishBy = Math.min(deadline, Date.now() + finishLimitMs);
     const graceMs = o.finalizeGraceMs ?? 30_000;
     let out = "";
     let allPrintedAt: number | undefined;
@@ -194,7 +200,7 @@ export async function runClusterDemo(o: ClusterDemoOptions): Promise<ClusterDemo
       if (Date.now() > finishBy)
         throw new ClusterError(
           "CLUSTER_STATE",
-          `the restored workload did not finish within ${((o.finishTimeoutMs ?? 150_000) / 1000).toFixed(0)} s; output so far:\n${out}`,
+          `the restored workload did not finish within ${(finishLimitMs / 1000).toFixed(0)} s; output so far:\n${out}`,
         );
       await sleep(2000);
     }

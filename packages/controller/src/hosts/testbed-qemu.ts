@@ -19,6 +19,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import type { QemuHostConfig } from "../cluster/config.js";
 import { TestbedError } from "../cluster/errors.js";
+import { defaultAgentModule } from "../cluster/host-client.js";
 import {
   linkExists,
   portOpen,
@@ -95,9 +96,14 @@ export async function startQemuTestbedHost(i: QemuTestbedHostInput): Promise<Tes
   live.set(liveKey(state.runDir, name), qh);
   host.qemuPid = qh.pid;
   await i.save();
-  // The agent's TMPDIR (Cluster sets it to <dir>/tmp); /run is a fresh tmpfs in every L1.
-  await qh.run(`mkdir -p ${QEMU_HOST_DIR}/tmp`, { timeoutMs: 120_000 }).catch((cause: unknown) => {
-    throw new TestbedError("qemu-host", `host ${name}: cannot prepare ${QEMU_HOST_DIR}`, {
+  // The agent's TMPDIR (Cluster sets it to <dir>/tmp); /run is a fresh tmpfs in every L1. Then
+  // one import of the agent's module: its first start reads Node (~100 MB) and the controller's
+  // dist over 9p, which under TCG can outlast the controller's 30 s limit for the agent's `init`;
+  // afterwards they sit in the L1's page cache (cache=loose).
+  const warm = `import(${JSON.stringify(defaultAgentModule())})`;
+  const prepare = `mkdir -p ${QEMU_HOST_DIR}/tmp && node --input-type=module -e '${warm}'`;
+  await qh.run(prepare, { timeoutMs: 300_000 }).catch((cause: unknown) => {
+    throw new TestbedError("qemu-host", `host ${name}: cannot prepare ${QEMU_HOST_DIR} and the agent`, {
       hostId: name,
       cause,
     });
