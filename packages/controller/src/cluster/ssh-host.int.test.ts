@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { silentLogger } from "../logger.js";
+import { parseMemcheck, waitFor } from "../testing/memcheck.js";
 import { Cluster } from "./cluster.js";
 import { type ClusterConfig, validateClusterConfig } from "./config.js";
 import { HostClient } from "./host-client.js";
@@ -30,28 +31,6 @@ import { testbedHostSpecs } from "./testbed-session.js";
 
 const exec = promisify(execFile);
 const sh = (cmd: string, args: string[]) => exec(cmd, args, { maxBuffer: 1 << 20 });
-
-interface Memcheck {
-  verifies: number;
-  failures: number;
-  nonce: string;
-}
-
-function parseMemcheck(line: string): Memcheck {
-  const m = /verifies=(\d+) failures=(\d+) nonce=([0-9a-f]+)/.exec(line);
-  if (!m) throw new Error(`bad memcheck status: ${line}`);
-  return { verifies: Number(m[1]), failures: Number(m[2]), nonce: m[3]! };
-}
-
-async function waitFor<T>(f: () => Promise<T>, ok: (v: T) => boolean, ms: number): Promise<T> {
-  const until = Date.now() + ms;
-  for (;;) {
-    const v = await f().catch(() => undefined);
-    if (v !== undefined && ok(v)) return v;
-    if (Date.now() > until) throw new Error(`condition not met within ${ms} ms (last: ${JSON.stringify(v)})`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
 
 function portOpen(host: string, port: number): Promise<boolean> {
   return new Promise((resolve) => {
