@@ -6,8 +6,8 @@
  */
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
-import type { DoctorCheck } from "../doctor.js";
 import { defaultGuestImageDir } from "../guest-image.js";
+import { defaultLogger, type Logger } from "../logger.js";
 import { TestbedError } from "./errors.js";
 import {
   installSshHost,
@@ -32,7 +32,7 @@ export interface SshProbeOptions {
  */
 export async function probeSshTestbedHosts(
   specs: readonly TestbedHostSpec[],
-  o: SshProbeOptions,
+  o: SshProbeOptions & { readonly logger?: Logger },
 ): Promise<Map<string, SshHostProbe>> {
   const ssh = specs.filter((s) => s.kind === "ssh");
   const results = await Promise.allSettled(
@@ -65,16 +65,17 @@ export async function probeSshTestbedHosts(
       cause: failed[0]!.reason,
     });
   }
+  // Not fatal (e.g. an agentModule that is not there, so the agent is copied instead).
+  for (const [name, p] of probes)
+    for (const c of p.checks)
+      if (c.status === "warn")
+        (o.logger ?? defaultLogger()).log("warn", "testbed.ssh-host", {
+          hostId: name,
+          check: c.id,
+          detail: c.detail,
+          ...(c.fix ? { fix: c.fix } : {}),
+        });
   return probes;
-}
-
-/** Warnings of the probes (not fatal), for the caller to print. */
-export function sshProbeWarnings(probes: ReadonlyMap<string, SshHostProbe>): string[] {
-  return [...probes].flatMap(([name, p]) =>
-    p.checks
-      .filter((c: DoctorCheck) => c.status === "warn")
-      .map((c) => `host ${name}: ${c.title}: ${c.detail}${c.fix ? ` — ${c.fix}` : ""}`),
-  );
 }
 
 /** Records the host, then makes its directories and reuses or copies the agent. */
