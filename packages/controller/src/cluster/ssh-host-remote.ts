@@ -12,9 +12,10 @@
 import { createHash } from "node:crypto";
 import { createReadStream, existsSync } from "node:fs";
 import { readdir, readFile, realpath, stat } from "node:fs/promises";
-import { dirname, join, posix } from "node:path";
+import { dirname, join, posix, relative } from "node:path";
 import { Client, type ClientChannel } from "ssh2";
 import type { DoctorCheck } from "../doctor.js";
+import { loadGuestImage } from "../guest-image.js";
 import type { SshHostConfig } from "./config.js";
 import { TestbedError } from "./errors.js";
 import { defaultAgentModule } from "./host-client.js";
@@ -47,7 +48,7 @@ export interface SshHostState {
   readonly madeDir: boolean;
   /** How the agent got there. */
   readonly agent: AgentSource["how"];
-  /** Guest image directory on the host (absent: the agent's own default). */
+  /** Guest image directory on the host, as the agent there loaded it at `up`. */
   readonly imageDir?: string;
   /** The agent runs in a private mount namespace with /dev/shm bound to `shmDir`. */
   readonly isolated: boolean;
@@ -157,7 +158,9 @@ export class SshConnection {
         let code: number | null = null;
         const timer = setTimeout(() => {
           ch.destroy();
-          reject(new Error(`${command.slice(0, 60)}… did not finish within ${timeoutMs} ms`));
+          reject(
+            new TestbedError("ssh-exec", `${command.slice(0, 60)}… did not finish within ${timeoutMs} ms`),
+          );
         }, timeoutMs);
         ch.on("data", (d: Buffer) => {
           stdout += d.toString();
@@ -310,15 +313,23 @@ export async function probeSshHost(
   });
   try {
     const facts = parseSshProbe((await conn.exec(SSH_PROBE_SCRIPT)).stdout);
+    const configured = spec.ssh.agentModule;
+    const configuredPresent =
+      configured !== undefined && (await conn.exec(`test -f ${shq(configured)}`)).code === 0;
     const localModule = defaultAgentModule();
     const packages = await agentClosure(dirname(dirname(localModule)));
-    const imageFiles = ["manifest.json"];
-    const manifest = JSON.parse(await readFile(join(o.imageDir, "manifest.json"), "utf8")) as Record<
-      string,
-      unknown
-    >;
-    for (const k of ["kernel", "initrd", "clientKey"])
-      if (typeof manifest[k] === "string") imageFiles.push(manifest[k] as string);
+    // This machine's image is needed unless the host has its own installation.
+    const image = await loadGuestImage(o.imageDir).catch((cause: unknown) => {
+      if (configuredPresent) return undefined;
+      throw new TestbedError(
+        "guest-image",
+        `host ${spec.name}: the guest image to reuse or copy is not usable here: ${(cause as Error).message}`,
+        { hostId: spec.name, cause },
+      );
+    });
+    const imageFiles = image
+      ? ["manifest.json", ...[image.kernel, image.initrd, image.clientKey].map((f) => relative(image.dir, f))]
+      : [];
     const plan = planAgentCopy(packages, { dir: o.imageDir, files: imageFiles });
     const hashes: { dest: string; sha256: string }[] = [];
     const localSums = new Map<string, string>();
@@ -329,9 +340,6 @@ export async function probeSshHost(
     }
     const buildId = agentBuildId(hashes);
     const agentDir = posix.join(spec.ssh.dir, "agent");
-    const configured = spec.ssh.agentModule;
-    const configuredPresent =
-      configured !== undefined && (await conn.exec(`test -f ${shq(configured)}`)).code === 0;
     // Paths go on stdin: hundreds of them would not fit one command line everywhere.
     const sameable = [...localSums.keys()].every((p) => !/\s/.test(p));
     const remoteSums =
@@ -435,6 +443,54 @@ async function copyAgent(
 }
 
 /**
+ * Runs the agent module with the host's node: it must export `runHostAgent`, the dirty-log
+ * library must be beside it (in a node_modules above it), and the guest image must load —
+ * the copied one, this machine's path (same build), or the installation's own default.
+ */
+async function checkAgentOnHost(p: SshHostProbe, hostId: string): Promise<{ imageDir: string }> {
+  const imageDir = p.source.how === "configured" ? null : p.source.imageDir;
+  const script = `
+const mod = ${JSON.stringify(p.source.module)};
+const { existsSync } = await import("node:fs");
+const { dirname, join } = await import("node:path");
+const out = { agent: "missing", library: null, image: null, imageError: null };
+try {
+  const m = await import(mod);
+  out.agent = typeof m.runHostAgent;
+  for (let d = dirname(mod); ; d = dirname(d)) {
+    const so = join(d, "node_modules/@vpc/dirty-log/dist/native/libvpc-dirty-log.so");
+    if (existsSync(so)) { out.library = so; break; }
+    if (dirname(d) === d) break;
+  }
+  try { out.image = (await m.loadGuestImage(${JSON.stringify(imageDir)} ?? undefined)).dir; }
+  catch (e) { out.imageError = e.message; }
+} catch (e) { out.agent = e.message; }
+process.stdout.write(JSON.stringify(out));`;
+  const r = await p.conn.exec(`node --input-type=module -e ${shq(script)}`, undefined, 60_000);
+  let out: { agent: string; library: string | null; image: string | null; imageError: string | null };
+  try {
+    out = JSON.parse(r.stdout);
+  } catch {
+    throw new TestbedError(
+      "agent-load",
+      `host ${hostId}: node could not check the agent: ${r.stderr.trim().split("\n").slice(-3).join(" ")}`,
+      { hostId },
+    );
+  }
+  const where = `${p.source.module} (${p.source.how})`;
+  const fix =
+    p.source.how === "configured"
+      ? "build the project on the host (npm ci && npm run build && make guest) or remove agentModule to have it copied"
+      : "run down and up again (the copy is made anew)";
+  const fail = (what: string) =>
+    new TestbedError("agent-load", `host ${hostId}: ${what} — fix: ${fix}`, { hostId });
+  if (out.agent !== "function") throw fail(`the agent at ${where} does not load: ${out.agent}`);
+  if (out.library === null) throw fail(`no libvpc-dirty-log.so beside the agent at ${where}`);
+  if (out.image === null) throw fail(`the guest image does not load on the host: ${out.imageError}`);
+  return { imageDir: out.image };
+}
+
+/**
  * Acts on a probe: records what it is about to make (`record`, before anything is made),
  * makes `dir` (+ `tmp`) and the host's shm directory, copies the agent if it must, and checks
  * that the agent module loads with the host's node. Ends the connection.
@@ -464,15 +520,10 @@ export async function installSshHost(
         hostId: spec.name,
       });
     const copy = p.source.how === "copy" ? await copyAgent(p, dir) : undefined;
-    const script = `import(${JSON.stringify(p.source.module)}).then((m) => process.stdout.write(typeof m.runHostAgent))`;
-    const load = await p.conn.exec(`node --input-type=module -e ${shq(script)}`, undefined, 60_000);
-    if (load.stdout !== "function")
-      throw new TestbedError(
-        "agent-load",
-        `host ${spec.name}: the agent at ${p.source.module} (${p.source.how}) does not load: ${load.stderr.trim().split("\n").slice(-3).join(" ")}`,
-        { hostId: spec.name },
-      );
-    return copy ? { ...state, copy } : state;
+    const loaded = await checkAgentOnHost(p, spec.name);
+    const final: SshHostState = { ...state, imageDir: loaded.imageDir };
+    await record(final);
+    return copy ? { ...final, copy } : final;
   } finally {
     p.conn.end();
   }
