@@ -6,11 +6,12 @@ import { connect } from "node:net";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { defaultGuestImageDir } from "../guest-image.js";
 import { silentLogger } from "../logger.js";
 import { parseMemcheck, waitFor } from "../testing/memcheck.js";
 import { Cluster } from "./cluster.js";
 import { type ClusterConfig, validateClusterConfig } from "./config.js";
-import { HostClient } from "./host-client.js";
+import { defaultAgentModule, HostClient } from "./host-client.js";
 import { probeSshHost } from "./ssh-host-remote.js";
 import {
   type TestbedState,
@@ -231,10 +232,23 @@ describe("ssh host kind (dropbear in a namespace made by the test)", () => {
     // The same build at the same paths is reused; the copy just made is recognised.
     const again = await probeSshHost(
       { name: "r1", ssh: config.hosts[0]!.ssh!, guestMiB: 256 },
-      { pinnedKey: h.ssh!.hostKey, imageDir: (await import("../guest-image.js")).defaultGuestImageDir() },
+      { pinnedKey: h.ssh!.hostKey, imageDir: defaultGuestImageDir() },
     );
     again.conn.end();
     expect(again.source.how).toBe("same-build");
+    // An installed agent named by the config comes first; a wrong path is only a warning.
+    const probeWith = async (agentModule: string) => {
+      const p = await probeSshHost(
+        { name: "r1", ssh: { ...config.hosts[0]!.ssh!, agentModule }, guestMiB: 256 },
+        { pinnedKey: h.ssh!.hostKey, imageDir: defaultGuestImageDir() },
+      );
+      p.conn.end();
+      return p;
+    };
+    expect((await probeWith(defaultAgentModule())).source.how).toBe("configured");
+    const wrong = await probeWith("/nonexistent/dist/index.js");
+    expect(wrong.source.how).toBe("same-build");
+    expect(wrong.checks.find((c) => c.id === "agent-module")?.status).toBe("warn");
     expect(again.buildId).toBe(readFileSync(join(work, "remote", "agent", "BUILD"), "utf8").trim());
 
     cluster = await Cluster.start({ config, testbed: state, bootTimeoutMs: 120_000 });
