@@ -159,8 +159,10 @@ export function formatRunResult(r: RunResult): string {
           : ""),
     );
   }
-  if (r.restoredFrom.length > 0)
-    lines.push(`restored during the run from epoch ${r.restoredFrom.join(", ")}`);
+  for (const x of r.restoredFrom)
+    lines.push(
+      `restored during the run from epoch ${x.epoch} (${x.computing ? "the kernel was computing in it" : "the kernel had already finished in it"})`,
+    );
   lines.push(`wall time         ${(r.wallMs / 1000).toFixed(1)} s`);
   if (!r.verified) lines.push("", "workload output:", r.output);
   return lines.join("\n");

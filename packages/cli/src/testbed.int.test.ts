@@ -153,7 +153,13 @@ describe("vpc testbed (real namespaces, dropbear, daemon, VMs)", () => {
 
     expect(await runExit, runOut).toBe(0);
     expect(runOut).toMatch(/Verification\s+=\s+SUCCESSFUL/);
-    expect(runOut).toContain(`restored during the run from epoch ${r.epoch}`);
+    // Whether the kill caught the kernel computing depends on the machine's speed (CG.S is short):
+    // the run says which it was.
+    expect(runOut).toMatch(
+      new RegExp(
+        `restored during the run from epoch ${r.epoch} \\(the kernel (was computing|had already finished) in it\\)`,
+      ),
+    );
     const status = await vpc("status", "--json", ...cfg);
     expect(status.code, status.stdout).toBe(0);
     const s = JSON.parse(status.stdout) as TestbedReport;

@@ -213,7 +213,7 @@ describe("result formatting", () => {
       wallMs: 39_700,
       epochs: [{ ...m, epoch: 0, full: true, vcDowntimeMs: 900 }, m],
       abortedEpochs: 1,
-      restoredFrom: [12],
+      restoredFrom: [{ epoch: 12, computing: true }],
       output: "the output",
     };
     const t = formatRunResult(r);
@@ -223,7 +223,7 @@ describe("result formatting", () => {
     expect(t).toContain(
       "checkpoints       2 committed, 1 aborted; VC downtime median 80.0 ms (incremental), max 900.0 ms",
     );
-    expect(t).toContain("restored during the run from epoch 12");
+    expect(t).toContain("restored during the run from epoch 12 (the kernel was computing in it)");
     expect(t).not.toContain("the output");
     expect(formatRunResult({ ...r, verified: false })).toContain("workload output:\nthe output");
   });

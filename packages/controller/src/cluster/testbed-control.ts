@@ -94,8 +94,11 @@ export interface RunResult {
   /** Checkpoints taken by the run's own periodic loop. */
   readonly epochs: readonly EpochMetrics[];
   readonly abortedEpochs: number;
-  /** Epochs the cluster was restored from while the run was in progress. */
-  readonly restoredFrom: readonly number[];
+  /**
+   * Restores while the run was in progress: the epoch, and whether the kernel was still computing
+   * in it (no result yet in the restored output: the restore resumed a running computation).
+   */
+  readonly restoredFrom: readonly { readonly epoch: number; readonly computing: boolean }[];
   /** The workload's whole output (kept in the first VM's RAM). */
   readonly output: string;
 }

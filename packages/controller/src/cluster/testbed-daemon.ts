@@ -98,7 +98,8 @@ interface ActiveRun {
   readonly workload: string;
   readonly startedAt: string;
   readonly checkpointEveryMs?: number;
-  readonly restoredFrom: number[];
+  readonly repeat: number;
+  readonly restoredFrom: { epoch: number; computing: boolean }[];
   cancelled: string | undefined;
 }
 
@@ -254,11 +255,18 @@ class TestbedDaemon {
     if (this.#vmState === "running" && c)
       await Promise.all(
         clusterVms(this.#o.config).map(async (v) => {
-          try {
-            const r = await c.exec(v.name, "true", 10_000);
-            if (r.exitCode !== 0) probes.set(v.name, `probe exited with ${r.exitCode ?? r.signal}`);
-          } catch (e) {
-            probes.set(v.name, (e as Error).message);
+          // Twice: one SSH connection lost to a loaded machine is not a VM that is gone.
+          for (let attempt = 0; attempt < 2; attempt++) {
+            try {
+              const r = await c.exec(v.name, "true", 15_000);
+              if (r.exitCode === 0) {
+                probes.delete(v.name);
+                return;
+              }
+              probes.set(v.name, `probe exited with ${r.exitCode ?? r.signal}`);
+            } catch (e) {
+              probes.set(v.name, (e as Error).message);
+            }
           }
         }),
       );
@@ -332,7 +340,17 @@ class TestbedDaemon {
       this.#cluster = cluster;
       this.#vmState = "running";
       this.#restoredFrom = target;
-      this.#run?.restoredFrom.push(target);
+      const run = this.#run;
+      if (run) {
+        const first = clusterVms(this.#o.config)[0]!.name;
+        const out = await cluster
+          .exec(first, `cat ${OUT} 2>/dev/null || true`, 30_000)
+          .catch(() => undefined);
+        run.restoredFrom.push({
+          epoch: target,
+          computing: out !== undefined && resultBlocks(out.stdout).length < run.repeat,
+        });
+      }
       this.say(
         `restored epoch ${target} in ${(result.totalMs / 1000).toFixed(2)} s (${result.vms.reduce((a, v) => a + v.replayed, 0)} channel-log frames replayed)`,
       );
@@ -369,6 +387,7 @@ class TestbedDaemon {
       workload: label,
       startedAt: new Date().toISOString(),
       ...(req.checkpointEveryMs === undefined ? {} : { checkpointEveryMs: req.checkpointEveryMs }),
+      repeat: workload.repeat,
       restoredFrom: [],
       cancelled: undefined,
     };
