@@ -26,9 +26,10 @@ import { testbedHostSpecs } from "./testbed-session.js";
 // namespace, its own random private /30 and a dropbear started here by hand (authorized_keys
 // through a private mount namespace, keys from dropbearkey) is declared as an ssh host. `up`
 // probes it and copies the agent (forced, so the copy path is what runs the VM), the cluster
-// boots one 256 MiB VM there (the guest image does not unpack in 128 MiB), vpc-memcheck runs in it, two global vpc checkpoints are taken,
-// the cluster is killed and restored, and memcheck is still clean. Needs root, dropbear,
-// `make guest` and a built controller (the copy is of dist/).
+// boots one 192 MiB VM there (the guest image cannot unpack its initramfs in 128 MiB),
+// vpc-memcheck runs in it, two global vpc checkpoints are taken, the cluster is killed and
+// restored, memcheck is still clean, and `down` removes a SIGKILLed agent's QEMU. Needs root,
+// dropbear, `make guest` and a built controller (the copy is of dist/).
 
 const exec = promisify(execFile);
 const sh = (cmd: string, args: string[]) => exec(cmd, args, { maxBuffer: 1 << 20 });
@@ -140,7 +141,7 @@ describe("ssh host kind (dropbear in a namespace made by the test)", () => {
           user: "root",
           key: join(work, "client_key"),
           dir: join(work, "remote"),
-          vms: [{ name: "sshvm", memMiB: 256 }],
+          vms: [{ name: "sshvm", memMiB: 192 }],
         },
       ],
     });
@@ -231,7 +232,7 @@ describe("ssh host kind (dropbear in a namespace made by the test)", () => {
 
     // The same build at the same paths is reused; the copy just made is recognised.
     const again = await probeSshHost(
-      { name: "r1", ssh: config.hosts[0]!.ssh!, guestMiB: 256 },
+      { name: "r1", ssh: config.hosts[0]!.ssh!, guestMiB: 192 },
       { pinnedKey: h.ssh!.hostKey, imageDir: defaultGuestImageDir() },
     );
     again.conn.end();
@@ -239,7 +240,7 @@ describe("ssh host kind (dropbear in a namespace made by the test)", () => {
     // An installed agent named by the config comes first; a wrong path is only a warning.
     const probeWith = async (agentModule: string) => {
       const p = await probeSshHost(
-        { name: "r1", ssh: { ...config.hosts[0]!.ssh!, agentModule }, guestMiB: 256 },
+        { name: "r1", ssh: { ...config.hosts[0]!.ssh!, agentModule }, guestMiB: 192 },
         { pinnedKey: h.ssh!.hostKey, imageDir: defaultGuestImageDir() },
       );
       p.conn.end();
