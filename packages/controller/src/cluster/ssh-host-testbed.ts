@@ -36,7 +36,8 @@ export async function probeSshTestbedHosts(
 ): Promise<Map<string, SshHostProbe>> {
   const ssh = specs.filter((s) => s.kind === "ssh");
   const results = await Promise.allSettled(
-    ssh.map((s) => {
+    // async: a bad spec rejects its own entry instead of throwing past the other probes.
+    ssh.map(async (s) => {
       if (s.ssh === undefined)
         throw new TestbedError("host-kind", `host ${s.name}: ssh host without its address and key`, {
           hostId: s.name,
