@@ -77,7 +77,7 @@ function lineChart(
   id: string,
   title: string,
   data: readonly Record<string, unknown>[],
-  x: { field: string; title: string; scale?: "log" },
+  x: { field: string; title: string; scale?: "log"; ticks?: readonly number[] },
   y: { field: string; title: string; format?: string },
   series: string,
   seriesTitle: string,
@@ -99,6 +99,8 @@ function lineChart(
           type: "quantitative",
           title: x.title,
           ...(x.scale ? { scale: { type: x.scale } } : {}),
+          // Counts (VMs) get ticks at the measured values only, not 1.2, 1.4, …
+          ...(x.ticks ? { axis: { values: [...x.ticks], format: "d" } } : {}),
         },
         y: {
           field: y.field,
@@ -127,7 +129,7 @@ function vcDowntime(rows: readonly GroupRow[]): ChartSpec | null {
     "vc-downtime",
     "VC downtime (median) against the number of VMs",
     data,
-    { field: "vms", title: "VMs" },
+    { field: "vms", title: "VMs", ticks: [...new Set(data.map((d) => d.vms))].sort((a, b) => a - b) },
     { field: "ms", title: "VC downtime (ms)" },
     "series",
     "engine",
