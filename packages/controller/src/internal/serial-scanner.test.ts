@@ -33,6 +33,14 @@ describe("SerialScanner", () => {
     expect(s.readyLine).toBeUndefined();
   });
 
+  it("reports a failure the guest's boot script states, but not the words quoted mid-line", () => {
+    const s = new SerialScanner("VPC-GUEST-READY");
+    s.push("echo VPC-GUEST-FAILED quoted\n");
+    expect(s.panicLine).toBeUndefined();
+    s.push("VPC-GUEST-FAILED initramfs incomplete: 128 MiB of guest RAM is too small to unpack the image\n");
+    expect(s.panicLine).toContain("too small");
+  });
+
   it("keeps only the last lines, including an unterminated one", () => {
     const s = new SerialScanner("READY", 3);
     s.push("1\n2\n3\n4\r\n5");

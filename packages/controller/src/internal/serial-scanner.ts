@@ -1,15 +1,17 @@
 /**
  * Scans a guest serial console stream, chunk by chunk, for the ready marker line and for
- * a kernel panic, keeping the last lines for error messages. Pure: no I/O, no timers.
+ * a kernel panic or a boot failure the guest reports itself (`VPC-GUEST-FAILED …`, from the
+ * image's boot script), keeping the last lines for error messages. Pure: no I/O, no timers.
  */
 export interface ScanResult {
   /** The full line that starts with the marker, once seen. */
   readonly readyLine: string | undefined;
-  /** The first kernel panic line, once seen. */
+  /** The first kernel panic or guest failure line, once seen. */
   readonly panicLine: string | undefined;
 }
 
 const PANIC = "Kernel panic - not syncing";
+const GUEST_FAILED = "VPC-GUEST-FAILED";
 
 export class SerialScanner implements ScanResult {
   readyLine: string | undefined;
@@ -44,7 +46,8 @@ export class SerialScanner implements ScanResult {
     this.lines.push(line);
     if (this.lines.length > this.tailLines) this.lines.shift();
     if (this.readyLine === undefined && line.startsWith(this.marker)) this.readyLine = line;
-    if (this.panicLine === undefined && line.includes(PANIC)) this.panicLine = line;
+    if (this.panicLine === undefined && (line.includes(PANIC) || line.startsWith(GUEST_FAILED)))
+      this.panicLine = line;
   }
 }
 
