@@ -256,6 +256,19 @@ describe("vc-scale executor (fake cluster)", () => {
     expect(log).toEqual(["up", "down tb"]);
   });
 
+  it("tears down a testbed that was being made when the abort came", async () => {
+    const abort = new AbortController();
+    const { deps, log } = fakeWorld({});
+    const up = deps.up;
+    deps.up = async (c) => {
+      abort.abort();
+      return up(c);
+    };
+    const { ctx } = context(abort.signal);
+    await expect(createVcExecutor(deps)(cell(), ctx)).rejects.toThrow(/interrupted/);
+    expect(log).toEqual(["up", "down tb"]);
+  });
+
   it("on abort kills the cluster instead of a graceful close, and tears down", async () => {
     const abort = new AbortController();
     const { deps, log } = fakeWorld({ abortOnBoot: abort });

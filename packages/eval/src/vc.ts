@@ -205,7 +205,10 @@ export function createVcExecutor(deps: VcDeps, timings: Partial<VcTimings> = {})
     let cluster: VcCluster | undefined;
     try {
       ctx.progress(`testbed: ${cell.hosts} netns host(s) on ${config.fabric.prefix}`);
-      testbed = await step(deps.up(config));
+      // Not raced: `up` takes a second and cleans up after itself on failure, and the tear-down
+      // needs its handle, so an abort is honoured once it returns.
+      testbed = await deps.up(config);
+      checkAbort();
       ctx.progress(`booting ${cell.vms} × ${cell.memMiB} MiB VM(s)`);
       const starting = deps.start(config, testbed, ctx.progress);
       // If the abort wins the race, the cluster that comes up later is killed by the tear-down.
