@@ -49,7 +49,8 @@ const SUB_USAGE: Record<string, string> = {
   its result; prints it and the Verification line. With --checkpoint-every, a global checkpoint
   every MS milliseconds during the run. A kill and restore from another shell during the run is
   waited out (the workload's output lives in guest RAM and rolls back with the restore).
-  Exit 1 when the result is not verified.`,
+  --timeout-ms bounds the whole run (default 600000; time spent killed counts). Ctrl-C cancels
+  the run and kills the kernel in the guests. Exit 1 when the result is not verified.`,
   checkpoint: `vpc testbed checkpoint [--config FILE] [--json]
   One global checkpoint of every VM; prints its epoch and metrics (VC downtime, pause time, solo
   VM downtime, size, frames).`,
@@ -130,7 +131,10 @@ export function parseTestbedArgs(args: readonly string[]): TestbedArgs | { help:
     },
   });
   const [command, ...rest] = positionals;
-  if (values.help) return { help: (command && SUB_USAGE[command]) ?? TESTBED_USAGE };
+  if (values.help) {
+    const sub = command === undefined ? undefined : SUB_USAGE[command];
+    return { help: sub === undefined ? TESTBED_USAGE : `${sub}\n\n${COMMON}` };
+  }
   if (command === undefined) throw new TestbedUsageError("missing command (up, status, run, …, down)");
   if (!COMMANDS.includes(command)) throw new TestbedUsageError(`unknown command "${command}"`);
   const allowed: Record<string, readonly string[]> = {

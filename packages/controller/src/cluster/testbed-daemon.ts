@@ -475,6 +475,9 @@ class TestbedDaemon {
           output: out,
         };
       }
+    } catch (e) {
+      this.say(`run: ${label} failed: ${(e as Error).message.split("\n")[0]}`);
+      throw e;
     } finally {
       stopLoop = true;
       await loop;
