@@ -71,7 +71,13 @@ const PRESETS: Record<ExperimentName, Record<PresetName, Preset>> = {
     },
   },
   interval: {
-    quick: { ...base, engines: [NO_CHECKPOINT, VPC_DEFAULT, "stop-copy"], intervalsMs: [500, 1000, 2000] },
+    // 30 runs of CG.S (~15 s): enough checkpoints at a 2 s interval to take a median over.
+    quick: {
+      ...base,
+      engines: [NO_CHECKPOINT, VPC_DEFAULT, "stop-copy"],
+      intervalsMs: [500, 1000, 2000],
+      kernelRuns: 30,
+    },
     full: {
       ...base,
       kernels: ["cg", "mg", "ft"],
@@ -89,6 +95,7 @@ const PRESETS: Record<ExperimentName, Record<PresetName, Preset>> = {
       kernels: ["cg", "is"],
       engines: ["vpc(last)", "vpc(k-of-n:k=2,n=4)", "vpc(recency)"],
       mode: "sync",
+      kernelRuns: 20,
     },
     full: {
       ...base,
