@@ -51,6 +51,15 @@ static const char *const op_names[OP_COUNT] = {
 enum { SRC_COW = 1, SRC_COPY = 2 };
 #define COPY_ONLY_PROTECTED 1u
 #define SYNC_FEATURES (UFFD_FEATURE_WP_UNPOPULATED | UFFD_FEATURE_WP_HUGETLBFS_SHMEM)
+/* Without WP_UNPOPULATED (Linux < 6.4: Debian 12's 6.1, e.g. inside an L1 host VM) a page with
+ * no page-table entry cannot carry the write-protect bit, so its first write would go untracked.
+ * Sync mode then does without it: attach populates every entry of guest RAM first
+ * (MADV_POPULATE_WRITE: contents unchanged, holes become zero pages), and shmem's PTE markers
+ * (WP_HUGETLBFS_SHMEM, 5.19) keep the bit when an entry is zapped later. */
+static uint64_t sync_features(uint64_t avail) {
+	return avail & UFFD_FEATURE_WP_UNPOPULATED ? SYNC_FEATURES
+						   : SYNC_FEATURES & ~(uint64_t)UFFD_FEATURE_WP_UNPOPULATED;
+}
 #define ASYNC_FEATURES                                                                  \
 	(UFFD_FEATURE_WP_ASYNC | UFFD_FEATURE_MINOR_SHMEM | UFFD_FEATURE_WP_UNPOPULATED | \
 	 UFFD_FEATURE_WP_HUGETLBFS_SHMEM)
@@ -413,7 +422,7 @@ static int start_thread(pthread_t *t, void *(*fn)(void *)) {
 
 /* ---- uffd lifecycle */
 static int uffd_open(int mode) {
-	uint64_t want = mode == MODE_ASYNC ? ASYNC_FEATURES : SYNC_FEATURES;
+	uint64_t want = mode == MODE_ASYNC ? ASYNC_FEATURES : sync_features(probe_features());
 	int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0) return -1;
 	struct uffdio_api api = {.api = UFFD_API, .features = want};
@@ -578,13 +587,13 @@ static int cmd_attach(const uint8_t *in, size_t n, struct out *o, char *msg, siz
 	memcpy(path, in + 12, pl);
 	path[pl] = 0;
 	uint64_t avail = probe_features();
-	uint64_t want = mode == MODE_ASYNC ? ASYNC_FEATURES : SYNC_FEATURES;
+	uint64_t want = mode == MODE_ASYNC ? ASYNC_FEATURES : sync_features(avail);
 	if ((avail & want) != want)
 		FAIL(ENOTSUP,
 		     "kernel userfaultfd lacks features 0x%llx needed for %s mode (has 0x%llx)%s",
 		     (unsigned long long)(want & ~avail), mode ? "async" : "sync",
 		     (unsigned long long)avail,
-		     mode == MODE_ASYNC && (avail & SYNC_FEATURES) == SYNC_FEATURES
+		     mode == MODE_ASYNC && (avail & sync_features(avail)) == sync_features(avail)
 			 ? "; sync mode is available"
 			 : "");
 	g.psz = (size_t)sysconf(_SC_PAGESIZE);
@@ -592,6 +601,12 @@ static int cmd_attach(const uint8_t *in, size_t n, struct out *o, char *msg, siz
 	if (rc) {
 		detach_all();
 		return rc;
+	}
+	if (mode == MODE_SYNC && !(avail & UFFD_FEATURE_WP_UNPOPULATED) &&
+	    madvise(g.base, g.len, MADV_POPULATE_WRITE)) {
+		int e = errno;
+		detach_all();
+		FAIL(e, "populate guest RAM (kernel without WP_UNPOPULATED): %s", strerror(e));
 	}
 	g.npages = g.len / g.psz;
 	g.words = (g.npages + 63) / 64;
