@@ -20,7 +20,9 @@ help:
 	@echo "make images  build NPB binaries, the guest image and the L1 host image (cached)"
 	@echo "make doctor  check this machine's prerequisites and print how to fix what is missing"
 	@echo "make build   build every package"
-	@echo "make testbed up|status|down   the default testbed (testbed/default.json)"
+	@echo "make testbed up|status|run|checkpoint|kill|restore|down"
+	@echo "             the default testbed (testbed/default.json): hosts + VMs kept by a daemon;"
+	@echo "             CONFIG=FILE for another (testbed/nested.json: two qemu hosts), ARGS=\"--checkpoint-every 1000\""
 	@echo "make clean   remove build outputs"
 
 setup:
@@ -49,7 +51,7 @@ demo: setup images build
 	node packages/cli/dist/bin.js cluster demo
 
 testbed: $(if $(filter up,$(TESTBED_ACTION)),setup images) build
-	node packages/cli/dist/bin.js testbed $(TESTBED_ACTION) $(if $(CONFIG),--config $(CONFIG))
+	node packages/cli/dist/bin.js testbed $(TESTBED_ACTION) $(if $(CONFIG),--config $(CONFIG)) $(ARGS)
 
 doctor: build
 	node packages/cli/dist/bin.js doctor
