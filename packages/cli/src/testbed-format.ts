@@ -32,34 +32,60 @@ function commented(pairs: readonly (readonly [string, string])[]): string[] {
   return pairs.map(([c, why]) => (why ? `  ${c.padEnd(w)}   # ${why}` : `  ${c}`));
 }
 
-/** The next commands after `up`/`status` (`configArg`: "" or " --config FILE"). */
-export function nextCommands(r: TestbedReport, configArg: string): string[] {
-  const tb = "vpc testbed";
+/** How to get a shell on a host: dropbear's client for the testbed's own hosts, ssh for an ssh host. */
+function hostLogin(h: TestbedReport["hosts"][number]): (readonly [string, string])[] {
+  const m = /^(.*)@(.*):(\d+)$/.exec(h.ssh);
+  const [user, address, port] = m ? [m[1]!, m[2]!, m[3]!] : ["root", h.ip, "22"];
+  if (h.kind === "ssh")
+    return [[`ssh -i ${h.key} -p ${port} ${user}@${address}`, `log in to ssh host ${h.name}`]];
+  const login = [`dbclient -y -i ${h.key} ${user}@${address}`, `log in to ${h.kind} host ${h.name}`] as const;
+  return h.netns === ""
+    ? [login]
+    : [login, [`ip netns exec ${h.netns} sh`, `a shell in host ${h.name}'s namespace`]];
+}
+
+/**
+ * How the user runs testbed commands, so the printed next commands can be typed as they are:
+ * `make testbed …` (CONFIG=, ARGS=) under make, else the CLI (`vpc testbed` or `node …/bin.js testbed`).
+ */
+export type TestbedCommandStyle =
+  | { readonly kind: "make"; readonly config: string | undefined }
+  | { readonly kind: "cli"; readonly prefix: string; readonly config: string | undefined };
+
+/** Pure: the command line of `action` with `args` (e.g. "vm1 -- uname -a") in `style`. */
+export function testbedCommand(style: TestbedCommandStyle, action: string, args = ""): string {
+  if (style.kind === "make")
+    return `make testbed ${action}${style.config ? ` CONFIG=${style.config}` : ""}${args ? ` ARGS="${args}"` : ""}`;
+  // --config before the arguments: everything after exec's "--" is the guest's command.
+  return `${style.prefix} ${action}${style.config ? ` --config ${style.config}` : ""}${args ? ` ${args}` : ""}`;
+}
+
+/** The next commands after `up`/`status`. */
+export function nextCommands(r: TestbedReport, style: TestbedCommandStyle): string[] {
+  const tb = (action: string, args?: string): string => testbedCommand(style, action, args);
   const first = r.hosts[0];
   const vm = r.vms[0]?.name ?? "VM";
   const killed = r.vms.some((v) => v.state === "killed");
   const pairs: (readonly [string, string])[] = [
-    ...(killed ? [[`${tb} restore${configArg}`, "bring the killed VMs back"] as const] : []),
-    [`${tb} run${configArg}`, "the config's NPB kernel across the VMs; prints Verification"],
-    [`${tb} run --checkpoint-every 1000${configArg}`, "the same with a global checkpoint every second"],
-    [`${tb} checkpoint${configArg}`, "one global checkpoint; prints its metrics"],
-    [`${tb} kill${configArg}`, "failure injection: SIGKILL every VM"],
-    [`${tb} restore${configArg}`, "every VM from the newest committed epoch"],
-    [`${tb} exec ${vm}${configArg} -- uname -a`, `a command in ${vm}`],
+    ...(killed ? [[tb("restore"), "bring the killed VMs back"] as const] : []),
+    [tb("run"), "the config's NPB kernel across the VMs; prints Verification"],
+    [tb("run", "--checkpoint-every 1000"), "the same with a global checkpoint every second"],
+    [tb("checkpoint"), "one global checkpoint; prints its metrics"],
+    [tb("kill"), "failure injection: SIGKILL every VM"],
+    [tb("restore"), "every VM from the newest committed epoch"],
+    [tb("exec", `${vm} -- uname -a`), `a command in ${vm}`],
   ];
-  if (first !== undefined)
-    pairs.push(
-      [`dbclient -y -i ${r.clientKey} root@${first.ip}`, `log in to host ${first.name}`],
-      [`ip netns exec ${first.netns} sh`, `a shell in host ${first.name}'s namespace`],
-    );
-  pairs.push([`${tb} status${configArg}`, ""], [`${tb} down${configArg}`, ""]);
+  if (first !== undefined) pairs.push(...hostLogin(first));
+  pairs.push([tb("status"), ""], [tb("down"), ""]);
   return ["next:", ...commented(pairs)];
 }
 
 /** The human status: hosts, daemon, VMs, epochs, problems and the commands to go on with. */
-export function formatTestbedStatus(r: TestbedReport, configArg: string): string {
+export function formatTestbedStatus(r: TestbedReport, style: TestbedCommandStyle): string {
   if (r.state === "down") return `testbed ${r.config}: down (no state in ${r.runDir})`;
-  const out = [`testbed ${r.config}: ${r.state}   run dir ${r.runDir}   bridge ${r.bridge ?? "?"}`];
+  const out = [
+    `testbed ${r.config}: ${r.state}   run dir ${r.runDir}   bridge ${r.bridge ?? "none (ssh hosts only)"}`,
+  ];
   if (r.daemon)
     out.push(
       `daemon: pid ${r.daemon.pid}${r.daemon.phase ? `, ${r.daemon.phase}` : ""}   log ${r.daemon.log}`,
@@ -67,11 +93,11 @@ export function formatTestbedStatus(r: TestbedReport, configArg: string): string
   out.push(
     "",
     ...table(
-      ["HOST", "NAMESPACE", "FABRIC IP", "SSH", "STATE"],
+      ["HOST", "KIND", "NAMESPACE", "SSH", "STATE"],
       r.hosts.map((h) => [
         h.name,
-        h.netns,
-        h.ip,
+        h.kind,
+        h.netns === "" ? "-" : h.netns,
         h.ssh,
         h.problems.length === 0 ? "ok" : h.problems.join("; "),
       ]),
@@ -93,12 +119,12 @@ export function formatTestbedStatus(r: TestbedReport, configArg: string): string
   if (r.problems.length > 0) {
     out.push("", "problems:", ...r.problems.map((p) => `  - ${p}`));
     if (r.state === "starting")
-      out.push("", `wait: vpc testbed up${configArg}   # follows its log until the VMs are up`);
+      out.push("", `wait: ${testbedCommand(style, "up")}   # follows its log until the VMs are up`);
     // VM problems alone (a kill) are fixed by restore; anything else by making it anew.
     if (r.state === "broken")
-      out.push("", `fix: vpc testbed up${configArg}   # removes what is left of it and makes it anew`);
+      out.push("", `fix: ${testbedCommand(style, "up")}   # removes what is left of it and makes it anew`);
   }
-  if (r.state === "up") out.push("", ...nextCommands(r, configArg));
+  if (r.state === "up") out.push("", ...nextCommands(r, style));
   return out.join("\n");
 }
 
@@ -166,4 +192,31 @@ export function formatRunResult(r: RunResult): string {
   lines.push(`wall time         ${(r.wallMs / 1000).toFixed(1)} s`);
   if (!r.verified) lines.push("", "workload output:", r.output);
   return lines.join("\n");
+}
+
+/** Advice for the validator's messages that say what is wrong but not what to write instead. */
+function configAdvice(field: string, detail: string): string | undefined {
+  if (/^hosts\[\d+\]\.kind$/.test(field))
+    return 'kind is "netns" (default: a namespace on this machine), "qemu" (an emulated host, docs/nested.md) or "ssh" (an existing machine: address, user, key)';
+  if (/^hosts\[\d+\]\.address$/.test(field) && detail.includes("is already"))
+    return "every host needs its own address: the fabric bridge is .1 of fabricPrefix, netns and qemu hosts take .2, .3, … in config order; give an ssh host an address outside fabricPrefix";
+  if (field === "$")
+    return "the configs in the repository are testbed/default.json, testbed/ci.json and testbed/nested.json";
+  return undefined;
+}
+
+/** A rejected config: the file, the field and what is wrong, advice, and that nothing was made. */
+export function formatConfigError(
+  command: string,
+  path: string,
+  e: { readonly field: string; readonly message: string },
+): string {
+  const detail = e.message.replace(/^invalid cluster config: /, "");
+  const advice = configAdvice(e.field, detail);
+  return [
+    `vpc testbed ${command}: bad config ${path} [CLUSTER_CONFIG]`,
+    `  ${detail}`,
+    ...(advice === undefined ? [] : [`  ${advice}`]),
+    `nothing was started or created; fix ${e.field === "$" ? "the file" : e.field} and run it again (every field: testbed/README.md, "Config fields")`,
+  ].join("\n");
 }

@@ -3,13 +3,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { DoctorReport, EpochMetrics, RunResult, TestbedReport } from "@vpc/controller";
 import { afterEach, describe, expect, it } from "vitest";
-import { parseTestbedArgs, runTestbedCli } from "./testbed.js";
+import { commandStyle, parseTestbedArgs, runTestbedCli } from "./testbed.js";
 import {
   formatCheckpoint,
   formatEpochList,
   formatRestore,
   formatRunResult,
   formatTestbedStatus,
+  type TestbedCommandStyle,
 } from "./testbed-format.js";
 
 describe("parseTestbedArgs", () => {
@@ -68,6 +69,9 @@ describe("parseTestbedArgs", () => {
   });
 });
 
+const key = "/run/vpc-testbed/demo/client_key.dropbear";
+/** As `vpc testbed` prints when `vpc` is on the PATH; `cfg` as the user typed --config. */
+const cli = (cfg?: string): TestbedCommandStyle => ({ kind: "cli", prefix: "vpc testbed", config: cfg });
 const up: TestbedReport = {
   config: "demo",
   runDir: "/run/vpc-testbed/demo",
@@ -75,8 +79,24 @@ const up: TestbedReport = {
   bridge: "vpcbab12",
   clientKey: "/run/vpc-testbed/demo/client_key.dropbear",
   hosts: [
-    { name: "h1", netns: "vpc-ab12-h1", ip: "10.77.0.2", ssh: "root@10.77.0.2:22", problems: [] },
-    { name: "h2", netns: "vpc-ab12-h2", ip: "10.77.0.3", ssh: "root@10.77.0.3:22", problems: [] },
+    {
+      name: "h1",
+      kind: "netns",
+      netns: "vpc-ab12-h1",
+      ip: "10.77.0.2",
+      ssh: "root@10.77.0.2:22",
+      key,
+      problems: [],
+    },
+    {
+      name: "h2",
+      kind: "netns",
+      netns: "vpc-ab12-h2",
+      ip: "10.77.0.3",
+      ssh: "root@10.77.0.3:22",
+      key,
+      problems: [],
+    },
   ],
   vms: [
     { name: "vm1", host: "h1", dataIp: "192.168.77.11/24", state: "running" },
@@ -89,11 +109,12 @@ const up: TestbedReport = {
 
 describe("formatTestbedStatus", () => {
   it("prints aligned host and VM tables, the daemon, epochs and the next commands", () => {
-    const text = formatTestbedStatus(up, "");
+    const text = formatTestbedStatus(up, cli());
     const lines = text.split("\n");
     const header = lines.find((l) => l.startsWith("HOST"))!;
     const h2 = lines.find((l) => l.startsWith("h2 "))!;
-    expect(h2.indexOf("10.77.0.3")).toBe(header.indexOf("FABRIC IP"));
+    expect(h2.indexOf("root@10.77.0.3:22")).toBe(header.indexOf("SSH"));
+    expect(h2).toMatch(/^h2\s+netns\s+vpc-ab12-h2\s/);
     expect(text).toMatch(/^vm3\s+h2\s+192\.168\.77\.13\/24\s+running$/m);
     expect(text).toContain("daemon: pid 4242, ready   log /run/vpc-testbed/demo/daemon.log");
     expect(text).toContain("committed epochs: 0–2 (3)");
@@ -104,7 +125,7 @@ describe("formatTestbedStatus", () => {
     // The comments of the next commands line up.
     const hashes = lines.filter((l) => l.startsWith("  ") && l.includes(" # ")).map((l) => l.indexOf(" # "));
     expect(new Set(hashes).size).toBe(1);
-    expect(formatTestbedStatus(up, " --config c.json")).toContain("vpc testbed kill --config c.json");
+    expect(formatTestbedStatus(up, cli("c.json"))).toContain("vpc testbed kill --config c.json");
   });
 
   it("lists what is wrong: broken hosts get the up fix, killed VMs the restore", () => {
@@ -114,7 +135,7 @@ describe("formatTestbedStatus", () => {
       hosts: [{ ...up.hosts[0]!, problems: ["namespace vpc-ab12-h1 is missing"] }],
       problems: ["h1: namespace vpc-ab12-h1 is missing"],
     };
-    const text = formatTestbedStatus(broken, " --config c.json");
+    const text = formatTestbedStatus(broken, cli("c.json"));
     expect(text).toContain("testbed demo: broken");
     expect(text).toContain("  - h1: namespace vpc-ab12-h1 is missing");
     expect(text).toContain("fix: vpc testbed up --config c.json");
@@ -124,7 +145,7 @@ describe("formatTestbedStatus", () => {
         vms: up.vms.map((v) => ({ ...v, state: "killed" })),
         problems: ["vm1: killed — vpc testbed restore brings it back"],
       },
-      "",
+      cli(),
     );
     expect(killed).toMatch(/^vm1\s+h1\s+\S+\s+killed$/m);
     expect(killed).not.toContain("fix:");
@@ -134,7 +155,7 @@ describe("formatTestbedStatus", () => {
   it("tells to wait for a testbed that is starting", () => {
     const text = formatTestbedStatus(
       { ...up, state: "starting", problems: ["the testbed daemon is starting (the hosts and VMs come up)"] },
-      "",
+      cli(),
     );
     expect(text).toContain("testbed demo: starting");
     expect(text).toContain("wait: vpc testbed up   # follows its log");
@@ -143,9 +164,100 @@ describe("formatTestbedStatus", () => {
   });
 
   it("says down when there is no state", () => {
-    expect(formatTestbedStatus({ ...up, state: "down", hosts: [] }, "")).toBe(
+    expect(formatTestbedStatus({ ...up, state: "down", hosts: [] }, cli())).toBe(
       "testbed demo: down (no state in /run/vpc-testbed/demo)",
     );
+  });
+});
+
+describe("hosts of every kind and the command style", () => {
+  it("an ssh host shows kind, user@address:port, no namespace, no bridge, and an ssh login", () => {
+    const r: TestbedReport = {
+      ...up,
+      bridge: undefined,
+      hosts: [
+        {
+          name: "far",
+          kind: "ssh",
+          netns: "",
+          ip: "203.0.113.7",
+          ssh: "vpc@203.0.113.7:2222",
+          key: "/home/me/.ssh/id_vpc",
+          problems: [],
+        },
+      ],
+    };
+    const text = formatTestbedStatus(r, cli());
+    expect(text).toContain("bridge none (ssh hosts only)");
+    expect(text).toMatch(/^far\s+ssh\s+-\s+vpc@203\.0\.113\.7:2222\s+ok$/m);
+    expect(text).toMatch(
+      /^ {2}ssh -i \/home\/me\/\.ssh\/id_vpc -p 2222 vpc@203\.0\.113\.7 +# log in to ssh host far$/m,
+    );
+    expect(text).not.toContain("ip netns exec");
+    expect(text).not.toContain("root@");
+  });
+
+  it("make testbed up with nested.json (qemu hosts) prints make commands with CONFIG and ARGS", () => {
+    const nested: TestbedReport = {
+      ...up,
+      config: "nested",
+      hosts: ["q1", "q2"].map((name, i) => ({
+        name,
+        kind: "qemu" as const,
+        netns: "",
+        ip: `10.78.0.${i + 2}`,
+        ssh: `root@10.78.0.${i + 2}:22`,
+        key,
+        problems: [],
+      })),
+      vms: [
+        { name: "nvm1", host: "q1", dataIp: "192.168.78.11/24", state: "running" },
+        { name: "nvm2", host: "q2", dataIp: "192.168.78.12/24", state: "running" },
+      ],
+    };
+    const text = formatTestbedStatus(nested, { kind: "make", config: "testbed/nested.json" });
+    expect(text).toMatch(/^q1\s+qemu\s+-\s+root@10\.78\.0\.2:22\s+ok$/m);
+    expect(text).toContain("  make testbed run CONFIG=testbed/nested.json ");
+    expect(text).toContain('  make testbed run CONFIG=testbed/nested.json ARGS="--checkpoint-every 1000" ');
+    expect(text).toContain('  make testbed exec CONFIG=testbed/nested.json ARGS="nvm1 -- uname -a" ');
+    expect(text).toMatch(
+      /^ {2}dbclient -y -i \S+client_key\.dropbear root@10\.78\.0\.2 +# log in to qemu host q1$/m,
+    );
+    expect(text).not.toContain("ip netns exec");
+    expect(text).not.toContain("vpc testbed");
+    expect(text).toMatch(/^ {2}make testbed down CONFIG=testbed\/nested\.json$/m);
+    // The default config under make: no CONFIG=.
+    expect(formatTestbedStatus(up, { kind: "make", config: undefined })).toMatch(
+      /^ {2}make testbed kill +# /m,
+    );
+  });
+
+  it("the CLI style puts --config before exec's command", () => {
+    const text = formatTestbedStatus(up, cli("testbed/ci.json"));
+    expect(text).toContain("vpc testbed exec --config testbed/ci.json vm1 -- uname -a");
+  });
+
+  it("commandStyle: make under make, else vpc on the PATH or this bin by its path", () => {
+    expect(commandStyle("/repo/testbed/nested.json", { MAKELEVEL: "1" }, "/repo")).toEqual({
+      kind: "make",
+      config: "testbed/nested.json",
+    });
+    expect(commandStyle("/etc/vpc/c.json", {}, "/repo").config).toBe("/etc/vpc/c.json");
+    const plain = commandStyle(undefined, { PATH: "/nonexistent" }, "/");
+    expect(plain.kind).toBe("cli");
+    expect(plain.kind === "cli" && plain.prefix).toMatch(/^node \S+bin\.js testbed$/);
+  });
+
+  it("--help explains the workflow with an example, for the group and every command", () => {
+    const group = parseTestbedArgs(["--help"]) as { help: string };
+    expect(group.help).toContain("up → run → checkpoint → kill → restore → down");
+    expect(group.help).toContain("vpc testbed run --checkpoint-every 1000");
+    for (const c of ["up", "status", "run", "checkpoint", "kill", "restore", "exec", "down"]) {
+      const h = (parseTestbedArgs([c, "--help"]) as { help: string }).help;
+      expect(h).toMatch(new RegExp(`^vpc testbed ${c}`));
+      expect(h).toContain("up → run → checkpoint → kill → restore → down");
+      expect(h).toContain("vpc testbed down ");
+    }
   });
 });
 
@@ -282,7 +394,7 @@ describe("vpc testbed up (refusals before anything starts)", () => {
     const { err, io } = capture();
     expect(await runTestbedCli(["up", "--config", path], io, { runDoctor: okDoctor })).toBe(1);
     expect(err.join("")).toMatch(
-      /\[CLUSTER_CONFIG\] \(.*c\.json\): invalid cluster config: hostz: unknown field/,
+      /^vpc testbed up: bad config \S*c\.json \[CLUSTER_CONFIG\]\n {2}hostz: unknown field\n/,
     );
   });
 

@@ -3,10 +3,12 @@
  * cluster config. `up` leaves a detached testbed daemon (the controller) that keeps the VMs
  * alive; every other command talks to it over `<runDir>/control.sock`.
  */
-import { relative, resolve } from "node:path";
+import { existsSync, realpathSync } from "node:fs";
+import { join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import {
+  ClusterConfigError,
   ClusterError,
   ControllerError,
   type ControlRequest,
@@ -28,19 +30,41 @@ import {
 } from "@vpc/controller";
 import type { CliIo } from "./cli.js";
 import { defaultConfig } from "./cluster.js";
-import { formatCheckpoint, formatRestore, formatRunResult, formatTestbedStatus } from "./testbed-format.js";
+import {
+  formatCheckpoint,
+  formatConfigError,
+  formatRestore,
+  formatRunResult,
+  formatTestbedStatus,
+  type TestbedCommandStyle,
+} from "./testbed-format.js";
 
 const COMMON = `Options:
   --config FILE   cluster description (default testbed/default.json of the repository)
   --json          print the result as JSON
   -h, --help      show this help`;
 
+const WORKFLOW = `Workflow (each step is a command; up leaves a daemon holding the VMs, down removes it all):
+  up → run → checkpoint → kill → restore → down
+
+Example (the default config, testbed/default.json; "make testbed ACTION" runs the same):
+  vpc testbed up                               # hosts + VMs booted; prints them and the next commands
+  vpc testbed run --checkpoint-every 1000      # NPB across the VMs, a global checkpoint every second
+  vpc testbed checkpoint                       # one more global checkpoint; prints its epoch
+  vpc testbed kill                             # SIGKILL every VM (failure injection)
+  vpc testbed restore                          # every VM back from the newest committed epoch
+  vpc testbed exec vm1 -- uname -a             # a command in a VM
+  vpc testbed down                             # remove everything; exit 0 when nothing is left
+Another config: --config testbed/ci.json (small) or testbed/nested.json (two qemu hosts).`;
+
 const SUB_USAGE: Record<string, string> = {
   up: `vpc testbed up [--config FILE] [--json]
-  Checks the machine (vpc doctor) and the config, then starts the testbed daemon: it creates the
-  hosts (namespace, veth on the fabric bridge, dropbear SSH), boots every VM of the config and
-  stays in the background holding them. Prints hosts, VMs, addresses and the next commands.
-  A second up prints the status; a broken testbed is removed first and made anew.`,
+  Checks the machine (vpc doctor) and the config (fields, RAM, a free fabric prefix, ssh hosts'
+  keys and logins: a bad one is rejected naming the field, with nothing made), then starts the
+  testbed daemon: it creates the hosts (netns: namespace, veth on the fabric bridge, dropbear;
+  qemu: an L1 VM on the bridge; ssh: an existing machine, agent reused or copied), boots every VM
+  of the config and stays in the background holding them. Prints hosts, VMs, addresses and the
+  next commands. A second up prints the status; a broken testbed is removed first and made anew.`,
   status: `vpc testbed status [--config FILE] [--json]
   Hosts (namespace, link, dropbear), the daemon, each VM (probed over SSH), committed epochs.
   Exit 1 naming what is wrong (a host or the daemon gone, a VM killed or not answering).`,
@@ -65,7 +89,8 @@ const SUB_USAGE: Record<string, string> = {
   down: `vpc testbed down [--config FILE] [--json]
   Asks the daemon to stop the VMs (kills it by PID when it does not answer), then removes every
   host, namespace, link, process, socket and /dev/shm file of the testbed. Exit 0 when nothing
-  is left (also when nothing was up).`,
+  is left (also when nothing was up). SIGTERM or SIGINT to the daemon stops its VMs the same way
+  but keeps the hosts (status then says the daemon is not running); down or up clean up.`,
 };
 
 export const TESTBED_USAGE = `Usage: vpc testbed <command> [--config FILE] [--json]
@@ -82,6 +107,8 @@ Commands:
 
 State: /run/vpc-testbed/<config name>/ (testbed.json, daemon.pid, daemon.log, control.sock);
 $VPC_TESTBED_DIR replaces /run/vpc-testbed. "vpc testbed <command> --help" for details.
+
+${WORKFLOW}
 
 ${COMMON}
 
@@ -133,7 +160,7 @@ export function parseTestbedArgs(args: readonly string[]): TestbedArgs | { help:
   const [command, ...rest] = positionals;
   if (values.help) {
     const sub = command === undefined ? undefined : SUB_USAGE[command];
-    return { help: sub === undefined ? TESTBED_USAGE : `${sub}\n\n${COMMON}` };
+    return { help: sub === undefined ? TESTBED_USAGE : `${sub}\n\n${COMMON}\n\n${WORKFLOW}` };
   }
   if (command === undefined) throw new TestbedUsageError("missing command (up, status, run, …, down)");
   if (!COMMANDS.includes(command)) throw new TestbedUsageError(`unknown command "${command}"`);
@@ -185,9 +212,12 @@ export function parseTestbedArgs(args: readonly string[]): TestbedArgs | { help:
 }
 
 export interface TestbedDeps {
-  readonly runDoctor: () => Promise<DoctorReport>;
+  /** Default: the real `vpc doctor` checks. */
+  readonly runDoctor?: () => Promise<DoctorReport>;
   /** argv of the daemon for a config file and run directory (default: this bin, `testbed daemon`). */
   readonly daemonCommand?: (configPath: string, runDir: string) => string[];
+  /** `daemon` only: aborted on SIGTERM/SIGINT (bin.ts), it then stops the VMs and exits 0. */
+  readonly signal?: AbortSignal;
 }
 
 /** This CLI's own bin (dist/bin.js beside the bundle chunk this code is in). */
@@ -196,10 +226,42 @@ function defaultDaemonCommand(configPath: string, runDir: string): string[] {
   return [process.execPath, bin, "testbed", "daemon", "--config", configPath, "--run-dir", runDir];
 }
 
+/**
+ * How this command was typed: under `make testbed` (make puts MAKELEVEL into its commands'
+ * environment), as `vpc` on the PATH, or as this bin by path; `configPath` as the user can type it.
+ */
+export function commandStyle(
+  configPath: string | undefined,
+  env: NodeJS.ProcessEnv = process.env,
+  cwd = process.cwd(),
+): TestbedCommandStyle {
+  // Relative when it is below the working directory (testbed/nested.json), else as given.
+  const rel = configPath === undefined ? undefined : relative(cwd, configPath);
+  const config = rel === undefined || rel === "" || rel.startsWith("..") ? configPath : rel;
+  if (env.MAKELEVEL !== undefined) return { kind: "make", config };
+  const bin = fileURLToPath(new URL("./bin.js", import.meta.url));
+  const onPath = (env.PATH ?? "")
+    .split(":")
+    .some((d) => d !== "" && existsSync(join(d, "vpc")) && realpathOr(join(d, "vpc")) === realpathOr(bin));
+  return {
+    kind: "cli",
+    prefix: onPath ? "vpc testbed" : `node ${relative(cwd, bin) || bin} testbed`,
+    config,
+  };
+}
+
+function realpathOr(path: string): string {
+  try {
+    return realpathSync(path);
+  } catch {
+    return path;
+  }
+}
+
 export async function runTestbedCli(
   args: readonly string[],
   io: CliIo,
-  deps: TestbedDeps = { runDoctor: () => runDoctor() },
+  deps: TestbedDeps = {},
 ): Promise<number> {
   let parsed: TestbedArgs | { help: string };
   try {
@@ -214,9 +276,7 @@ export async function runTestbedCli(
   }
   const { command, json } = parsed;
   const configPath = resolve(parsed.config ?? defaultConfig());
-  // In the "next:" lines: nothing for the default config, else the path as the user can type it.
-  const configArg =
-    parsed.config === undefined ? "" : ` --config ${relative(process.cwd(), configPath) || configPath}`;
+  const style = commandStyle(parsed.config === undefined ? undefined : configPath);
   const out = (value: unknown, text: string): void =>
     io.stdout(json ? `${JSON.stringify(value, null, 2)}\n` : `${text}\n`);
   try {
@@ -231,6 +291,7 @@ export async function runTestbedCli(
           config,
           runDir,
           log: (l) => io.stdout(`${l}\n`),
+          ...(deps.signal ? { signal: deps.signal } : {}),
           ...(grace && /^\d+$/.test(grace) ? { finalizeGraceMs: Number(grace) } : {}),
         });
         // The daemon's whole job is done: SSH clients and timers of closed hosts must not keep it.
@@ -239,7 +300,7 @@ export async function runTestbedCli(
       }
       case "status": {
         const s = await testbedReport(config, runDir);
-        out(s, formatTestbedStatus(s, configArg));
+        out(s, formatTestbedStatus(s, style));
         return s.problems.length > 0 ? 1 : 0;
       }
       case "down": {
@@ -256,7 +317,7 @@ export async function runTestbedCli(
         return left.length === 0 ? 0 : 1;
       }
       case "up": {
-        const report = await deps.runDoctor();
+        const report = await (deps.runDoctor ?? runDoctor)();
         if (!report.ok) {
           io.stderr(
             `${formatDoctorReport(report)}\n\nvpc testbed up: the machine is missing required pieces (above)\n`,
@@ -275,21 +336,19 @@ export async function runTestbedCli(
           for (const x of r.repaired) io.stdout(`removed (broken earlier testbed) ${x}\n`);
           if (!r.created && !r.joined) io.stdout("already up: nothing to do\n");
         }
-        out(
-          { ...r.status, created: r.created, repaired: r.repaired },
-          formatTestbedStatus(r.status, configArg),
-        );
+        out({ ...r.status, created: r.created, repaired: r.repaired }, formatTestbedStatus(r.status, style));
         return r.status.state === "up" ? 0 : 1;
       }
       default:
         return await daemonCommand(parsed, config, runDir, io, out);
     }
   } catch (e) {
+    if (ClusterError.isInstance(e) && e.code === "CLUSTER_CONFIG" && e instanceof ClusterConfigError) {
+      io.stderr(`${formatConfigError(command, configPath, e)}\n`);
+      return 1;
+    }
     const code = ClusterError.isInstance(e) || ControllerError.isInstance(e) ? ` [${e.code}]` : "";
-    const where = ClusterError.isInstance(e) && e.code === "CLUSTER_CONFIG" ? ` (${configPath})` : "";
-    io.stderr(
-      `vpc testbed ${command}: failed${code}${where}: ${e instanceof Error ? e.message : String(e)}\n`,
-    );
+    io.stderr(`vpc testbed ${command}: failed${code}: ${e instanceof Error ? e.message : String(e)}\n`);
     return 1;
   }
 }

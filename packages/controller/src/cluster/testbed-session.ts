@@ -13,8 +13,9 @@ import { execFile } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { type ClusterConfig, clusterVms, formatIp, parsePrefix } from "./config.js";
+import { type ClusterConfig, clusterVms, formatIp, type HostKind, parsePrefix } from "./config.js";
 import { ClusterConfigError } from "./errors.js";
+import { SshConnection } from "./ssh-host-remote.js";
 import {
   readTestbedState,
   TESTBED_STATE_FILE,
@@ -61,14 +62,28 @@ export function configGuestMiB(config: ClusterConfig): number {
   );
 }
 
-/** Rejects a config whose guests need more RAM than `availableMiB` (MemAvailable). */
+/** Whether the config has hosts on the fabric bridge (netns, qemu); ssh hosts need none. */
+export function usesFabric(config: { readonly hosts: readonly { readonly kind: HostKind }[] }): boolean {
+  return config.hosts.some((h) => h.kind !== "ssh");
+}
+
+/** Rejects a config whose guests need more RAM than `availableMiB` (MemAvailable), naming the hosts. */
 export function checkGuestRam(config: ClusterConfig, availableMiB: number): void {
   const need = configGuestMiB(config);
-  if (need > availableMiB)
-    throw new ClusterConfigError(
-      "hosts",
-      `the VMs (and qemu hosts) need ${need} MiB of RAM but this machine has ${availableMiB} MiB available`,
+  if (need <= availableMiB) return;
+  const perHost = config.hosts
+    .filter((h) => h.kind !== "ssh")
+    .map((h) =>
+      h.qemu === undefined
+        ? `${h.name} ${h.vms.reduce((a, v) => a + v.memMiB, 0)} MiB`
+        : `${h.name} ${h.qemu.memMiB} MiB (its L1)`,
     );
+  throw new ClusterConfigError(
+    "hosts",
+    `the hosts need ${need} MiB of this machine's RAM (${perHost.join(", ")}) but it has ${availableMiB} MiB ` +
+      "available (MemAvailable in /proc/meminfo); lower vm.memMiB or hosts[].vms[].memMiB (qemu hosts: " +
+      "hosts[].memMiB), use fewer VMs, or stop what uses the memory",
+  );
 }
 
 /** MemAvailable of /proc/meminfo in MiB. */
@@ -95,23 +110,108 @@ export function fabricConflicts(prefix: string, ipAddrOutput: string): string[] 
   return out;
 }
 
-/** Checks of the machine a config needs before anything is created. */
+/** Pure: the first 10.N.0.0/24 (N from 70) with no address of `ipAddrOutput` in it, for the advice. */
+export function freeFabricPrefix(ipAddrOutput: string): string | undefined {
+  for (let n = 70; n < 256; n++) {
+    const p = `10.${n}.0.0/24`;
+    if (fabricConflicts(p, ipAddrOutput).length === 0) return p;
+  }
+  return undefined;
+}
+
+/** The private key an ssh host logs in with must exist before anything is made. */
+export function checkSshKeys(config: ClusterConfig, exists: (path: string) => boolean = existsSync): void {
+  config.hosts.forEach((h, i) => {
+    if (h.ssh === undefined || exists(h.ssh.key)) return;
+    throw new ClusterConfigError(
+      `hosts[${i}].key`,
+      `${h.ssh.key} does not exist (ssh host ${h.name} logs in with it). Point key at an existing ` +
+        `private key, or make one: ssh-keygen -t ed25519 -N '' -f ${h.ssh.key}, then add ${h.ssh.key}.pub ` +
+        `to ~${h.ssh.user}/.ssh/authorized_keys on ${h.ssh.address}`,
+    );
+  });
+}
+
+/**
+ * Logs in to every ssh host once (in parallel, `timeoutMs` each) and fails with the first one
+ * that does not let us in, as a `ClusterConfigError` naming its field and the fix. The testbed's
+ * own probe (prerequisites, agent copy) runs later in the daemon; this one only keeps `up` from
+ * starting a daemon for a host that cannot work.
+ */
+export async function checkSshLogins(config: ClusterConfig, timeoutMs = 10_000): Promise<void> {
+  const hosts = config.hosts.map((h, i) => ({ h, i })).filter(({ h }) => h.ssh !== undefined);
+  const results = await Promise.allSettled(
+    hosts.map(async ({ h }) => {
+      const ssh = h.ssh!;
+      const conn = await SshConnection.open({
+        hostId: h.name,
+        address: ssh.address,
+        port: ssh.port,
+        user: ssh.user,
+        keyPath: ssh.key,
+        configuredKey: ssh.hostKey,
+        pinnedKey: undefined,
+        timeoutMs,
+      });
+      conn.end();
+    }),
+  );
+  results.forEach((r, n) => {
+    if (r.status === "fulfilled") return;
+    const { h, i } = hosts[n]!;
+    const ssh = h.ssh!;
+    const e = r.reason as Error & { op?: string };
+    const cause = (e.cause as Error | undefined)?.message ?? e.message;
+    if (e.op === "host-key") throw new ClusterConfigError(`hosts[${i}].hostKey`, e.message);
+    if (e.op === "ssh-key")
+      throw new ClusterConfigError(
+        `hosts[${i}].key`,
+        `${ssh.key} cannot be used (${cause}); use a readable OpenSSH-format private key without a passphrase`,
+      );
+    // Address, port, user or the key's authorization: the whole host entry.
+    throw new ClusterConfigError(
+      `hosts[${i}]`,
+      `cannot log in to ssh host ${h.name} as ${ssh.user}@${ssh.address}:${ssh.port} with ${ssh.key}: ${cause}. ` +
+        `Check address and port, that sshd runs there and that ${ssh.key}.pub is in ~${ssh.user}/.ssh/authorized_keys ` +
+        `(try: ssh -i ${ssh.key} -p ${ssh.port} ${ssh.user}@${ssh.address} true)`,
+    );
+  });
+}
+
+/**
+ * Checks of the machine a config needs before anything is created: RAM, a fabric prefix that is
+ * free here (only when a host is on the fabric), the ssh hosts' keys and logins.
+ */
 export async function checkConfigOnMachine(config: ClusterConfig): Promise<void> {
   checkGuestRam(config, parseMemAvailableMiB(readFileSync("/proc/meminfo", "utf8")));
-  const addrs = (await exec("ip", ["-o", "-4", "addr", "show"])).stdout;
-  const taken = fabricConflicts(config.fabric.prefix, addrs);
-  if (taken.length > 0)
-    throw new ClusterConfigError(
-      "fabricPrefix",
-      `${config.fabric.prefix} overlaps addresses already on this machine: ${taken.join(", ")}`,
-    );
+  if (usesFabric(config)) {
+    const addrs = (await exec("ip", ["-o", "-4", "addr", "show"])).stdout;
+    const taken = fabricConflicts(config.fabric.prefix, addrs);
+    if (taken.length > 0) {
+      const free = freeFabricPrefix(addrs);
+      throw new ClusterConfigError(
+        "fabricPrefix",
+        `${config.fabric.prefix} overlaps addresses already on this machine: ${taken.join(", ")} ` +
+          "(another testbed's bridge or a real network); set fabricPrefix to a private prefix " +
+          `that is free here${free === undefined ? "" : `, e.g. "${free}"`}`,
+      );
+    }
+  }
+  checkSshKeys(config);
+  await checkSshLogins(config);
 }
 
 export interface TestbedSessionHostStatus {
   readonly name: string;
+  readonly kind: HostKind;
+  /** The host's network namespace on this machine ("" for qemu and ssh hosts). */
   readonly netns: string;
+  /** Fabric address (an ssh host's address). */
   readonly ip: string;
+  /** How the controller logs in: `user@address:port`. */
   readonly ssh: string;
+  /** The key it logs in with (an ssh host's own, else the testbed's). */
+  readonly key: string;
   readonly problems: readonly string[];
 }
 
@@ -120,6 +220,7 @@ export interface TestbedSessionStatus {
   readonly runDir: string;
   /** `down`: no state; `up`: everything is there; `broken`: see `problems`. */
   readonly state: "down" | "up" | "broken";
+  /** The fabric bridge; absent when every host is an ssh host (they need none). */
   readonly bridge?: string;
   readonly clientKey?: string;
   readonly hosts: readonly TestbedSessionHostStatus[];
@@ -150,11 +251,21 @@ export async function testbedSessionStatus(
   const st = await readTestbedState(runDir);
   const problems: string[] = [];
   if (!st.ready) problems.push("up did not finish (crashed or still running)");
-  if (!(await linkExists(st.bridge))) problems.push(`bridge ${st.bridge} is missing`);
+  // ssh hosts are reached over this machine's own network: no bridge is made for them.
+  const fabric = usesFabric({ hosts: st.hosts.map((h) => ({ kind: h.kind ?? "netns" })) });
+  if (fabric && !(await linkExists(st.bridge))) problems.push(`bridge ${st.bridge} is missing`);
   const hosts: TestbedSessionHostStatus[] = [];
   for (const h of st.hosts) {
     const p = await testbedHostProblems(st, h);
-    hosts.push({ name: h.name, netns: h.netns, ip: h.ip, ssh: `root@${h.ip}:${h.sshPort}`, problems: p });
+    hosts.push({
+      name: h.name,
+      kind: h.kind ?? "netns",
+      netns: h.netns,
+      ip: h.ip,
+      ssh: `${h.user ?? "root"}@${h.ip}:${h.sshPort}`,
+      key: h.keyPath ?? `${st.clientKey}.dropbear`,
+      problems: p,
+    });
     problems.push(...p.map((x) => `${h.name}: ${x}`));
   }
   for (const hc of config.hosts)
@@ -164,7 +275,7 @@ export async function testbedSessionStatus(
     config: config.name,
     runDir,
     state: problems.length === 0 ? "up" : "broken",
-    bridge: st.bridge,
+    ...(fabric ? { bridge: st.bridge } : {}),
     clientKey: `${st.clientKey}.dropbear`,
     hosts,
     vms,

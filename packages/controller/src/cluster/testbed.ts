@@ -202,16 +202,19 @@ export async function testbedUp(options: TestbedUpOptions): Promise<TestbedState
       state.clientKey,
     ]);
 
-    await run("bridge", "ip", ["link", "add", state.bridge, "type", "bridge"]);
-    await saveState(state);
-    await run("bridge", "ip", [
-      "addr",
-      "add",
-      `${state.bridgeIp}/${state.prefixLength}`,
-      "dev",
-      state.bridge,
-    ]);
-    await run("bridge", "ip", ["link", "set", state.bridge, "up"]);
+    // ssh hosts are reached over this machine's own network: a testbed of only ssh hosts has no bridge.
+    if (options.hosts.some((h) => h.kind !== "ssh")) {
+      await run("bridge", "ip", ["link", "add", state.bridge, "type", "bridge"]);
+      await saveState(state);
+      await run("bridge", "ip", [
+        "addr",
+        "add",
+        `${state.bridgeIp}/${state.prefixLength}`,
+        "dev",
+        state.bridge,
+      ]);
+      await run("bridge", "ip", ["link", "set", state.bridge, "up"]);
+    }
 
     // One writer at a time: qemu hosts boot in parallel and each records itself.
     let saving = Promise.resolve();
