@@ -2,9 +2,10 @@
 import { installSignalCleanup, main } from "./cli.js";
 
 const argv = process.argv.slice(2);
-// `vpc eval` cleans up its current cell itself on the first Ctrl-C; a second one exits at once.
+// `vpc eval` cleans up its current cell itself on the first Ctrl-C, the testbed daemon stops its
+// VMs on the first SIGTERM/SIGINT; a second signal exits at once.
 const signal = installSignalCleanup({
-  graceful: argv[0] === "eval",
+  graceful: argv[0] === "eval" || (argv[0] === "testbed" && argv[1] === "daemon"),
   notify: (text) => process.stderr.write(text),
 });
 const code = await main(

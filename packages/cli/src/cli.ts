@@ -137,7 +137,10 @@ export function formatDemoSummary(r: DemoResult): string {
 }
 
 export interface MainOptions {
-  /** Aborted on the first Ctrl-C when `installSignalCleanup` is graceful: `vpc eval` then stops its cell and cleans up. */
+  /**
+   * Aborted on the first Ctrl-C when `installSignalCleanup` is graceful: `vpc eval` then stops its
+   * cell and cleans up, the testbed daemon stops its VMs.
+   */
   readonly signal?: AbortSignal;
 }
 
@@ -148,7 +151,7 @@ export async function main(argv: readonly string[], io: CliIo, run: MainOptions 
     return command === undefined ? EXIT_USAGE : EXIT_OK;
   }
   if (command === "cluster") return runClusterCli(rest, io);
-  if (command === "testbed") return runTestbedCli(rest, io);
+  if (command === "testbed") return runTestbedCli(rest, io, run.signal ? { signal: run.signal } : {});
   if (command === "predictor") return runPredictorCli([...rest], io);
   if (command === "eval") return runEvalCli(rest, io, run.signal ? { signal: run.signal } : {});
   if (command === "report") return runReportCli(rest, io);
@@ -200,7 +203,8 @@ export function installSignalCleanup(
     process.on(signal, () => {
       if (options.graceful && !interrupted.signal.aborted) {
         options.notify?.(`\nvpc: ${signal}: stopping and cleaning up (send it again to exit at once)\n`);
-        interrupted.abort();
+        // The signal's name is the reason: the testbed daemon logs why it stopped.
+        interrupted.abort(signal);
         return;
       }
       reapNow();

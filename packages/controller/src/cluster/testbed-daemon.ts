@@ -8,7 +8,8 @@
  * `exec` and `status` run beside them.
  *
  * On a failed start it removes the hosts it made (keeping the run directory with its log for
- * `up` to show) and exits 1. After `shutdown` it stops the VMs and exits 0; the hosts stay for
+ * `up` to show) and exits 1. After `shutdown`, or when `signal` aborts (the CLI aborts it on
+ * SIGTERM, SIGINT and SIGHUP), it stops the VMs and their agents and exits 0; the hosts stay for
  * `down` to remove (by the state in the run directory, as after a crash).
  */
 import { chmodSync, existsSync, rmSync } from "node:fs";
@@ -43,6 +44,8 @@ export interface TestbedDaemonOptions {
   readonly log: (line: string) => void;
   /** How long mpiexec may take to exit after the last result block (default 30 000 ms). */
   readonly finalizeGraceMs?: number;
+  /** Aborted: shut down as `down` asks (VMs stopped, hosts kept); its reason is logged (e.g. "SIGTERM"). */
+  readonly signal?: AbortSignal;
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -216,7 +219,7 @@ class TestbedDaemon {
   async #handle(method: string, params: unknown, peer: RpcPeer): Promise<unknown> {
     const req = validateControlRequest(method, params);
     if (req.method === "status") return this.#status();
-    if (req.method === "shutdown") return this.#shutdown();
+    if (req.method === "shutdown") return this.shutdown("asked by vpc testbed down");
     if (this.#phase !== "ready")
       throw new ClusterError("CLUSTER_STATE", `the testbed is ${this.#phase}: try again when it is ready`);
     switch (req.method) {
@@ -490,10 +493,10 @@ class TestbedDaemon {
     }
   }
 
-  async #shutdown(): Promise<{ ok: true }> {
+  async shutdown(why: string): Promise<{ ok: true }> {
     if (this.#phase !== "stopping") {
       this.#phase = "stopping";
-      this.say("shutdown: stopping the VMs");
+      this.say(`shutdown (${why}): stopping the VMs`);
       // Not queued behind other operations: `down` must work even when one of them hangs.
       await this.#cluster
         ?.close()
@@ -513,6 +516,13 @@ class TestbedDaemon {
 export async function runTestbedDaemon(o: TestbedDaemonOptions): Promise<number> {
   const d = new TestbedDaemon(o);
   await d.listen();
+  const { signal } = o;
+  const onSignal = (): void => {
+    const why = typeof signal?.reason === "string" ? signal.reason : "signal";
+    void d.shutdown(`${why}; the hosts stay for vpc testbed down`);
+  };
+  if (signal?.aborted) onSignal();
+  else signal?.addEventListener("abort", onSignal, { once: true });
   // A shutdown while the VMs boot ends the daemon at once (down removes what the boot left).
   await Promise.race([d.start().catch((e: unknown) => d.abandon(e)), d.stopped]);
   return d.stopped;
