@@ -13,7 +13,7 @@ import { type Logger, silentLogger } from "../logger.js";
 import { type ClusterConfig, clusterVms } from "./config.js";
 import { type EpochMetrics, epochMetrics, type HostEpochReport, runGlobalEpoch } from "./coordinator.js";
 import { ClusterError } from "./errors.js";
-import { HostClient } from "./host-client.js";
+import { exitedWithin, HostClient } from "./host-client.js";
 import { sshAgentWrapper } from "./ssh-host-remote.js";
 import type { TestbedState } from "./testbed.js";
 
@@ -339,9 +339,7 @@ export class Cluster {
     await Promise.all(this.#hosts.map((h) => h.call("killVms", null, 30_000).catch(() => undefined)));
     await Promise.all(this.#hosts.map((h) => h.call("exit", null, 5_000).catch(() => undefined)));
     // The channel closes once the agent process is gone (and with it its store lock).
-    await Promise.all(
-      this.#hosts.map((h) => Promise.race([h.exited, new Promise((r) => setTimeout(r, 10_000))])),
-    );
+    await Promise.all(this.#hosts.map((h) => exitedWithin(h.exited, 10_000)));
     for (const h of this.#hosts) h.abort();
     await this.#loop?.done.catch(() => undefined);
     this.#loop = undefined;

@@ -133,7 +133,7 @@ export class HostClient {
   /** Ends the agent's stdin (it stops its VMs and exits), then the SSH connection. */
   async close(timeoutMs = 30_000): Promise<void> {
     this.#channel.end();
-    await Promise.race([this.exited, new Promise((r) => setTimeout(r, timeoutMs))]);
+    await exitedWithin(this.exited, timeoutMs);
     this.rpc.close();
     this.#ssh.end();
   }
@@ -144,4 +144,14 @@ export class HostClient {
     this.#channel.destroy();
     this.#ssh.end();
   }
+}
+
+/**
+ * Waits for `exited` at most `timeoutMs`; the timer is cleared either way, so a finished
+ * controller does not linger until it fires.
+ */
+export async function exitedWithin(exited: Promise<void>, timeoutMs: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([exited, new Promise<void>((r) => (timer = setTimeout(r, timeoutMs)))]);
+  clearTimeout(timer);
 }
