@@ -47,7 +47,8 @@ const COMMON = `Options:
 const WORKFLOW = `Workflow (each step is a command; up leaves a daemon holding the VMs, down removes it all):
   up → run → checkpoint → kill → restore → down
 
-Example (the default config, testbed/default.json; "make testbed ACTION" runs the same):
+Example on the default config, testbed/default.json ("vpc" is node packages/cli/dist/bin.js in the
+repository; make testbed ACTION [CONFIG=FILE] [ARGS="..."] runs the same):
   vpc testbed up                               # hosts + VMs booted; prints them and the next commands
   vpc testbed run --checkpoint-every 1000      # NPB across the VMs, a global checkpoint every second
   vpc testbed checkpoint                       # one more global checkpoint; prints its epoch
