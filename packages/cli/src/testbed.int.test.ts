@@ -69,7 +69,7 @@ describe("vpc testbed (real namespaces, dropbear, daemon, VMs)", () => {
   it("up boots the default config's VMs; up again, status, down leave nothing behind", async () => {
     const first = await vpc("up");
     expect(first.code, first.stderr + first.stdout).toBe(0);
-    expect(first.stdout).toMatch(/^h1\s+vpc-\w+-h1\s+10\.77\.0\.2\s+root@10\.77\.0\.2:22\s+ok$/m);
+    expect(first.stdout).toMatch(/^h1\s+netns\s+vpc-\w+-h1\s+root@10\.77\.0\.2:22\s+ok$/m);
     expect(first.stdout).toMatch(/^vm4\s+h2\s+192\.168\.77\.14\/24\s+running$/m);
     expect(first.stdout).toContain("ready: 4 VMs running");
     expect(first.stdout).toMatch(/^ {2}(vpc|node \S*bin\.js) testbed run +#/m);

@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { DoctorReport, EpochMetrics, RunResult, TestbedReport } from "@vpc/controller";
 import { afterEach, describe, expect, it } from "vitest";
-import { commandStyle, parseTestbedArgs, runTestbedCli } from "./testbed.js";
+import { commandStyle, doctorForConfig, parseTestbedArgs, runTestbedCli } from "./testbed.js";
 import {
   formatCheckpoint,
   formatEpochList,
@@ -230,6 +230,37 @@ describe("hosts of every kind and the command style", () => {
     expect(formatTestbedStatus(up, { kind: "make", config: undefined })).toMatch(
       /^ {2}make testbed kill +# /m,
     );
+  });
+
+  it("up of ssh hosts only is not stopped by a missing bridge, tun or netns; netns hosts are", () => {
+    const check = (id: string, status: "ok" | "missing") => ({
+      id,
+      title: id,
+      required: true,
+      status,
+      detail: status === "ok" ? "works" : "does not work",
+    });
+    const report: DoctorReport = {
+      ok: false,
+      checks: [
+        check("bridge", "missing"),
+        check("tun", "missing"),
+        check("netns", "missing"),
+        check("node", "ok"),
+      ],
+    };
+    const ssh = doctorForConfig(report, ["ssh"]);
+    expect(ssh.ok).toBe(true);
+    expect(ssh.checks[0]).toMatchObject({
+      required: false,
+      status: "warn",
+      detail: "does not work (not needed: no netns or qemu host)",
+    });
+    expect(doctorForConfig(report, ["netns"]).ok).toBe(false);
+    expect(doctorForConfig(report, ["netns"]).checks.find((c) => c.id === "tun")).toMatchObject({
+      required: false,
+    });
+    expect(doctorForConfig({ ok: false, checks: [check("node", "missing")] }, ["ssh"]).ok).toBe(false);
   });
 
   it("the CLI style puts --config before exec's command", () => {

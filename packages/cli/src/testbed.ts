@@ -221,6 +221,31 @@ export interface TestbedDeps {
   readonly signal?: AbortSignal;
 }
 
+/** Doctor checks only some host kinds need (ssh hosts are other machines: they need none of these). */
+const CHECK_KINDS: Readonly<Record<string, readonly string[]>> = {
+  tun: ["qemu"],
+  netns: ["netns"],
+  bridge: ["netns", "qemu"],
+};
+
+/**
+ * Pure: the doctor's report for `up` of a config: a check that none of its hosts' kinds needs
+ * (e.g. the bridge for a testbed of ssh hosts) cannot stop it; it is kept as a warning.
+ */
+export function doctorForConfig(report: DoctorReport, kinds: readonly string[]): DoctorReport {
+  const checks = report.checks.map((c) => {
+    const needers = CHECK_KINDS[c.id];
+    if (needers === undefined || kinds.some((k) => needers.includes(k))) return c;
+    return {
+      ...c,
+      required: false,
+      detail: `${c.detail} (not needed: no ${needers.join(" or ")} host)`,
+      ...(c.status === "missing" ? { status: "warn" as const } : {}),
+    };
+  });
+  return { ok: checks.every((c) => !c.required || c.status !== "missing"), checks };
+}
+
 /** This CLI's own bin (dist/bin.js beside the bundle chunk this code is in). */
 function defaultDaemonCommand(configPath: string, runDir: string): string[] {
   const bin = fileURLToPath(new URL("./bin.js", import.meta.url));
@@ -318,7 +343,10 @@ export async function runTestbedCli(
         return left.length === 0 ? 0 : 1;
       }
       case "up": {
-        const report = await (deps.runDoctor ?? runDoctor)();
+        const report = doctorForConfig(
+          await (deps.runDoctor ?? runDoctor)(),
+          config.hosts.map((h) => h.kind),
+        );
         if (!report.ok) {
           io.stderr(
             `${formatDoctorReport(report)}\n\nvpc testbed up: the machine is missing required pieces (above)\n`,

@@ -53,13 +53,14 @@ export function testbedHostSpecs(config: ClusterConfig): TestbedHostSpec[] {
  * its L1's `memMiB` (its VMs live inside that RAM, in the L1's /dev/shm).
  */
 export function configGuestMiB(config: ClusterConfig): number {
+  return config.hosts.reduce((a, h) => a + hostMachineMiB(h), 0);
+}
+
+/** One host's share of `configGuestMiB`. */
+function hostMachineMiB(h: ClusterConfig["hosts"][number]): number {
   // An ssh host's VMs use its own RAM (its probe checks its /dev/shm), not this machine's.
-  return config.hosts.reduce(
-    (a, h) =>
-      a +
-      (h.kind === "ssh" ? 0 : h.qemu === undefined ? h.vms.reduce((b, v) => b + v.memMiB, 0) : h.qemu.memMiB),
-    0,
-  );
+  if (h.kind === "ssh") return 0;
+  return h.qemu === undefined ? h.vms.reduce((b, v) => b + v.memMiB, 0) : h.qemu.memMiB;
 }
 
 /** Whether the config has hosts on the fabric bridge (netns, qemu); ssh hosts need none. */
@@ -73,11 +74,7 @@ export function checkGuestRam(config: ClusterConfig, availableMiB: number): void
   if (need <= availableMiB) return;
   const perHost = config.hosts
     .filter((h) => h.kind !== "ssh")
-    .map((h) =>
-      h.qemu === undefined
-        ? `${h.name} ${h.vms.reduce((a, v) => a + v.memMiB, 0)} MiB`
-        : `${h.name} ${h.qemu.memMiB} MiB (its L1)`,
-    );
+    .map((h) => `${h.name} ${hostMachineMiB(h)} MiB${h.qemu === undefined ? "" : " (its L1)"}`);
   throw new ClusterConfigError(
     "hosts",
     `the hosts need ${need} MiB of this machine's RAM (${perHost.join(", ")}) but it has ${availableMiB} MiB ` +
