@@ -16,10 +16,14 @@ ensure_keys() {
 }
 
 # pack_initramfs ROOT CPIO DEST: a reproducibly ordered newc cpio of ROOT into CPIO (kept, so
-# its size can be reported), zstd-compressed into DEST.
+# its size can be reported), zstd-compressed into DEST. Its last entry is /.vpc-initramfs-complete:
+# a kernel that runs out of room while unpacking (guest RAM too small) still starts init with the
+# files it got, so the boot script checks for that marker instead of failing later and obscurely.
 pack_initramfs() {
   local root=$1 cpio=$2 dest=$3
-  (cd "$root" && find . -print0 | sort -z | cpio --null -o -H newc --quiet) > "$cpio"
+  : > "$root/.vpc-initramfs-complete"
+  (cd "$root" && { find . ! -path ./.vpc-initramfs-complete -print0 | sort -z; printf './.vpc-initramfs-complete\0'; } \
+    | cpio --null -o -H newc --quiet) > "$cpio"
   zstd -q -T0 -12 -f "$cpio" -o "$dest"
 }
 
