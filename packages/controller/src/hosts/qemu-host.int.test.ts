@@ -108,7 +108,7 @@ describe("QemuHost (L1 host VM on this machine's root, TCG)", () => {
         "start=$(cut -d' ' -f1 /proc/uptime)",
         `qemu-system-x86_64 -accel tcg -machine q35 -m 256 -nodefaults -display none -no-reboot \
 -kernel ${g.kernel} -initrd ${g.initrd} -serial file:$d/serial.log \
--append 'console=ttyS0 random.trust_cpu=on panic=-1 quiet vpc.hostname=l2' \
+-append 'console=ttyS0 random.trust_cpu=on panic=-1 no_timer_check quiet vpc.hostname=l2' \
 -netdev user,id=mgmt,hostfwd=tcp:127.0.0.1:2222-:22 -device virtio-net-pci,netdev=mgmt \
 -pidfile $d/pid </dev/null >$d/out 2>&1 &`,
         "q=$!",

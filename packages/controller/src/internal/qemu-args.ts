@@ -118,6 +118,9 @@ export function buildKernelCmdline(params: GuestParams): string {
     "console=ttyS0",
     "random.trust_cpu=on",
     "panic=-1",
+    // TCG on a busy machine can miss the boot-time IO-APIC timer check, which then panics
+    // ("IO-APIC + timer doesn't work"); the emulated timer works, so skip the check.
+    "no_timer_check",
     "quiet",
     `vpc.hostname=${params.hostname}`,
   ];
