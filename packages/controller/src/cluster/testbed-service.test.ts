@@ -76,6 +76,9 @@ describe("liveDaemonPid and tailLines", () => {
     try {
       await new Promise((ok) => child.once("spawn", ok));
       writeFileSync(join(runDir, "daemon.pid"), `${child.pid}\n`);
+      // "spawn" can come before /proc shows the new command line on a busy machine.
+      for (let i = 0; i < 100 && liveDaemonPid(runDir) === undefined; i++)
+        await new Promise((r) => setTimeout(r, 20));
       expect(liveDaemonPid(runDir)).toBe(child.pid);
       writeFileSync(join(runDir, "daemon.pid"), `${process.pid}\n`);
       expect(liveDaemonPid(runDir)).toBeUndefined();
