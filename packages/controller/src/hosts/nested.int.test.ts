@@ -8,6 +8,7 @@ import { Cluster } from "../cluster/cluster.js";
 import { validateClusterConfig } from "../cluster/config.js";
 import { type TestbedState, testbedDown, testbedLeftovers, testbedUp } from "../cluster/testbed.js";
 import { testbedHostSpecs } from "../cluster/testbed-session.js";
+import { type Memcheck, parseMemcheck, waitFor } from "../testing/memcheck.js";
 import { defaultHostImageDir } from "./qemu-host.js";
 
 // Nested smoke test (CI, TCG, no KVM): one qemu host (an L1 VM on this machine's root) with one
@@ -26,27 +27,9 @@ const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "../../../..");
 // Unique per run: other tests and helpers use their own bridges and prefixes.
 const NET = (process.pid % 200) + 20;
 
-interface Memcheck {
-  verifies: number;
-  failures: number;
-  nonce: string;
-}
-
 async function memcheck(c: Cluster, vm: string): Promise<Memcheck> {
   const r = await c.exec(vm, "cat /run/vpc-memcheck", 120_000);
-  const m = /verifies=(\d+) failures=(\d+) nonce=([0-9a-f]+)/.exec(r.stdout);
-  if (!m) throw new Error(`bad memcheck status: ${r.stdout}${r.stderr}`);
-  return { verifies: Number(m[1]), failures: Number(m[2]), nonce: m[3]! };
-}
-
-async function waitFor<T>(f: () => Promise<T>, ok: (v: T) => boolean, ms: number): Promise<T> {
-  const until = Date.now() + ms;
-  for (;;) {
-    const v = await f().catch(() => undefined);
-    if (v !== undefined && ok(v)) return v;
-    if (Date.now() > until) throw new Error(`condition not met within ${ms} ms (last: ${JSON.stringify(v)})`);
-    await new Promise((r) => setTimeout(r, 1000));
-  }
+  return parseMemcheck(r.stdout + r.stderr);
 }
 
 describe("nested smoke: a qemu host with one L2 VM (TCG inside TCG)", () => {
@@ -107,6 +90,7 @@ describe("nested smoke: a qemu host with one L2 VM (TCG inside TCG)", () => {
         () => memcheck(cluster!, "nvm1"),
         (m) => m.verifies >= 1,
         120_000,
+        1000, // each exec in an L2 costs a shell start under TCG inside TCG
       );
       mark("memcheck running");
       const epochs = [];
@@ -135,6 +119,7 @@ describe("nested smoke: a qemu host with one L2 VM (TCG inside TCG)", () => {
         () => memcheck(cluster!, "nvm1"),
         (m) => m.verifies >= after.verifies + 2,
         180_000,
+        1000,
       );
       expect(later.failures).toBe(0);
       expect((await cluster.exec("nvm1", "cat /run/memcheck.err", 60_000)).stdout).toBe("");
