@@ -10,6 +10,7 @@ import {
   reapNow,
   runClusterDemo,
   testbedDown,
+  testbedHostSpecs,
   testbedUp,
 } from "@vpc/controller";
 
@@ -108,8 +109,15 @@ export async function runClusterCli(args: readonly string[], io: Io): Promise<nu
     }
     const config = await loadClusterConfig(values.config ?? defaultConfig());
     if (sub === "up") {
+      // An L1 host's QEMU is this process's child and would die when `up` returns.
+      const qemuHosts = config.hosts.filter((h) => h.kind === "qemu").map((h) => h.name);
+      if (qemuHosts.length > 0)
+        throw new Error(
+          `qemu hosts (${qemuHosts.join(", ")}) live only as long as the process that boots them: ` +
+            "use `vpc testbed up --config FILE`, whose daemon keeps them",
+        );
       const st = await testbedUp({
-        hosts: config.hosts.map((h) => ({ name: h.name, ip: h.fabricIp })),
+        hosts: testbedHostSpecs(config),
         bridgeIp: config.fabric.bridgeIp,
         prefixLength: config.fabric.prefixLength,
       });
