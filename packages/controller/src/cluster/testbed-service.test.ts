@@ -70,15 +70,12 @@ describe("liveDaemonPid and tailLines", () => {
     const runDir = mkdtempSync(join(tmpdir(), "vpc-svc-"));
     dirs.push(runDir);
     expect(liveDaemonPid(runDir)).toBeUndefined();
-    const child = spawn(process.execPath, ["-e", "setTimeout(() => {}, 30000)", "--run-dir", runDir], {
+    const child = spawn(process.execPath, ["-e", "setTimeout(() => {}, 30000)", "--", "--run-dir", runDir], {
       stdio: "ignore",
     });
     try {
       await new Promise((ok) => child.once("spawn", ok));
       writeFileSync(join(runDir, "daemon.pid"), `${child.pid}\n`);
-      // "spawn" can come before /proc shows the new command line on a busy machine.
-      for (let i = 0; i < 100 && liveDaemonPid(runDir) === undefined; i++)
-        await new Promise((r) => setTimeout(r, 20));
       expect(liveDaemonPid(runDir)).toBe(child.pid);
       writeFileSync(join(runDir, "daemon.pid"), `${process.pid}\n`);
       expect(liveDaemonPid(runDir)).toBeUndefined();
