@@ -1,8 +1,9 @@
 /**
  * The real cell executors, on the controller's engine API (`startVmWithAgent`, `createEngine`,
- * `CheckpointLoop`, `restoreVmWithAgent`) and NPB in the guest image; vc-scale runs on the
- * virtual cluster (vc.ts). Cells no executor can run yet (several VMs outside vc-scale) fail with
- * `NOT_AVAILABLE` (recorded, never a fake result).
+ * `CheckpointLoop`, `restoreVmWithAgent`) and NPB in the guest image; vc-scale and restore cells
+ * with several VMs run on the virtual cluster (vc.ts, vc-restore.ts). Cells no executor can run
+ * yet (several VMs in solo, interval, predictor) fail with `NOT_AVAILABLE` (recorded, never a
+ * fake result).
  */
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -21,8 +22,15 @@ import {
 import { CheckpointStore } from "@vpc/storage";
 import { EvaluationError, notAvailable } from "./errors.js";
 import { type Cell, type ExperimentName, NO_CHECKPOINT, type ResultRecord } from "./format.js";
+import {
+  countVerified,
+  finishRestoredWorkload,
+  kernelCommand,
+  restoreWorkloadCommand,
+} from "./guest-workload.js";
 import type { CellContext, CellExecutor } from "./runner.js";
 import { createVcExecutor, realVcDeps } from "./vc.js";
+import { createVcRestoreExecutor } from "./vc-restore.js";
 
 /** Maps one controller checkpoint record to a results record (ARCHITECTURE §2 names kept). */
 export function toResultRecord(r: ControllerRecord): ResultRecord {
@@ -64,24 +72,7 @@ export function toResultRecord(r: ControllerRecord): ResultRecord {
 }
 
 /** How long the restored workload has to complete a run and stop (CG/IS/EP class S take seconds). */
-const RESTORE_FINISH_MS = 180_000;
-
-/** Kernel and class go into a shell command line: only NPB's own names pass. */
-function checkKernel(cell: Pick<Cell, "kernel" | "cls">): void {
-  if (!/^[a-z]+$/.test(cell.kernel) || !/^[A-Z]$/.test(cell.cls)) {
-    throw new EvaluationError("CONFIG", `bad NPB kernel/class: ${cell.kernel} ${cell.cls}`);
-  }
-}
-
-/** The guest command: the kernel `runs` times back to back, stopping at the first failure. */
-export function kernelCommand(cell: Pick<Cell, "kernel" | "cls" | "kernelRuns">): string {
-  checkKernel(cell);
-  return `cd /tmp && for i in $(seq ${cell.kernelRuns}); do mpiexec -n 1 /opt/npb/bin/${cell.kernel} ${cell.cls} || exit 1; done 2>&1`;
-}
-
-export function countVerified(stdout: string): number {
-  return (stdout.match(/Verification\s*=\s*SUCCESSFUL/g) ?? []).length;
-}
+export const RESTORE_FINISH_MS = 180_000;
 
 interface Live {
   readonly image: GuestImage;
@@ -95,8 +86,7 @@ interface Live {
 async function withVm<T>(cell: Cell, ctx: CellContext, body: (live: Live) => Promise<T>): Promise<T> {
   if (cell.vms !== 1 || cell.hosts !== 1)
     throw notAvailable(
-      `${cell.experiment} with ${cell.vms} VMs on ${cell.hosts} hosts: only vc-scale runs clusters ` +
-        "(a VC restore cell would use Cluster.kill + Cluster.restore)",
+      `${cell.experiment} with ${cell.vms} VMs on ${cell.hosts} hosts: only vc-scale and restore run clusters`,
     );
   const image = await loadGuestImage();
   if (!image.npb.includes(cell.kernel)) {
@@ -182,45 +172,6 @@ export const workloadExecutor: CellExecutor = (cell, ctx) =>
     }
   });
 
-const RESTORE_OUT = "/root/vpc-eval-restore.out";
-const RESTORE_STOP = "/root/vpc-eval-stop";
-const RESTORE_DONE = "VPC-EVAL-RESTORE-DONE";
-
-/**
- * The restore cell's workload: the kernel back to back until the stop file appears, detached from
- * the SSH session (which a restore breaks) with its output in guest RAM, so both roll back with
- * the restore and the run cut by the kill goes on in the restored VM.
- */
-export function restoreWorkloadCommand(cell: Pick<Cell, "kernel" | "cls">): string {
-  checkKernel(cell);
-  return (
-    `rm -f ${RESTORE_STOP}; cd /tmp && setsid sh -c 'while [ ! -e ${RESTORE_STOP} ]; do mpiexec -n 1 ` +
-    `/opt/npb/bin/${cell.kernel} ${cell.cls} || break; done; echo ${RESTORE_DONE}' >${RESTORE_OUT} 2>&1 </dev/null &`
-  );
-}
-
-/**
- * The verdict on the workload after a restore: `before` is its output read right after the
- * restore (the state of the checkpoint), `after` once it stopped. Verified when every result
- * is SUCCESSFUL and at least one run completed in the restored VM.
- */
-export function restoreVerdict(
-  before: string,
-  after: string,
-): { verified: boolean; verifiedRuns: number; detail: string } {
-  const results = (s: string) => (s.match(/Verification\s*=\s*\S+/g) ?? []).length;
-  const total = results(after);
-  const ok = countVerified(after);
-  const sinceRestore = total - results(before);
-  const finished = after.includes(RESTORE_DONE);
-  const verified = finished && sinceRestore >= 1 && ok === total;
-  return {
-    verified,
-    verifiedRuns: ok,
-    detail: `${ok} of ${total} results SUCCESSFUL, ${sinceRestore} completed after the restore${finished ? "" : ", workload did not stop"}`,
-  };
-}
-
 /**
  * restore: takes `chainLength` checkpoints (a full base + increments) while the kernel runs,
  * kills QEMU, times `restoreVmWithAgent` of the last committed epoch until SSH answers, then lets
@@ -261,22 +212,14 @@ export const restoreExecutor: CellExecutor = (cell, ctx) =>
     ctx.signal.addEventListener("abort", onAbort);
     try {
       ctx.progress("restored; letting the workload finish its run");
-      const read = () => restored.vm.run(`cat ${RESTORE_OUT} 2>/dev/null || true`, { timeoutMs: 30_000 });
-      const before = await read();
-      const results = (s: string) => (s.match(/Verification\s*=/g) ?? []).length;
-      const deadline = performance.now() + RESTORE_FINISH_MS;
-      let after = before;
-      // One run completes in the restored VM (the one the checkpoint cut, if it cut one), then stop.
-      while (results(after) <= results(before) && performance.now() < deadline) {
-        await new Promise((r) => setTimeout(r, 500));
-        after = await read();
-      }
-      await restored.vm.run(`touch ${RESTORE_STOP}`, { timeoutMs: 30_000 });
-      while (!after.includes(RESTORE_DONE) && performance.now() < deadline) {
-        await new Promise((r) => setTimeout(r, 500));
-        after = await read();
-      }
-      const verdict = restoreVerdict(before, after);
+      const verdict = await finishRestoredWorkload(
+        {
+          run: (command) => restored.vm.run(command, { timeoutMs: 30_000 }),
+          sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
+          now: () => performance.now(),
+        },
+        RESTORE_FINISH_MS,
+      );
       await ctx.record({
         type: "restore",
         epoch: lastCommitted,
@@ -293,7 +236,7 @@ export const restoreExecutor: CellExecutor = (cell, ctx) =>
       if (!verdict.verified)
         throw new EvaluationError(
           "CELL_FAILED",
-          `NPB not verified after the restore: ${verdict.detail}\n${after}`,
+          `NPB not verified after the restore: ${verdict.detail}\n${verdict.output}`,
         );
     } finally {
       ctx.signal.removeEventListener("abort", onAbort);
@@ -308,8 +251,10 @@ export function realExecutor(experiment: ExperimentName): CellExecutor {
     case "interval":
     case "predictor":
       return workloadExecutor;
-    case "restore":
-      return restoreExecutor;
+    case "restore": {
+      const vc = createVcRestoreExecutor(realVcDeps);
+      return (cell, ctx) => (cell.vms > 1 ? vc(cell, ctx) : restoreExecutor(cell, ctx));
+    }
     case "vc-scale":
       return createVcExecutor(realVcDeps);
   }

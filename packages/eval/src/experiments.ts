@@ -108,10 +108,20 @@ const PRESETS: Record<ExperimentName, Record<PresetName, Preset>> = {
     },
   },
   restore: {
-    quick: { ...base, engines: [VPC_DEFAULT], memMiB: [256, 512], chainLengths: [1, 4] },
+    // Several VMs: a virtual-cluster restore on up to 2 netns hosts (vc-restore.ts).
+    quick: {
+      ...base,
+      engines: [VPC_DEFAULT],
+      vms: [1, 2],
+      hosts: [2],
+      memMiB: [256, 512],
+      chainLengths: [1, 4],
+    },
     full: {
       ...base,
       engines: [VPC_DEFAULT, "stop-copy", "qemu-stop"],
+      vms: [1, 2, 4],
+      hosts: [2],
       memMiB: [256, 512, 1024],
       chainLengths: [1, 4, 16],
       repetitions: 3,

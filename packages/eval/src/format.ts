@@ -152,6 +152,16 @@ export interface RestoreRecord {
   readonly verified: boolean | null;
   /** NPB runs that completed on the restored VM (with `verified`); absent when not checked. */
   readonly verifiedRuns?: number;
+  /** VC restore only: hosts of the cluster. */
+  readonly hosts?: number;
+  /** VC restore only: each VM's restart on its host (store → QEMU running → SSH) and channel-log frames replayed. */
+  readonly perVm?: readonly RestoredVm[];
+}
+
+export interface RestoredVm {
+  readonly vmId: string;
+  readonly ms: number;
+  readonly replayed: number;
 }
 
 export type ResultRecord =
@@ -381,6 +391,15 @@ export function parseRecordLine(text: string, path: string, line: number): Resul
         vmMs: c.numOrNull(o, "vmMs"),
         verified: c.boolOrNull(o, "verified"),
         ...(o.verifiedRuns === undefined ? {} : { verifiedRuns: c.num(o, "verifiedRuns") }),
+        ...(o.hosts === undefined ? {} : { hosts: c.num(o, "hosts") }),
+        ...(o.perVm === undefined
+          ? {}
+          : {
+              perVm: c.arr(o, "perVm").map((v, i) => {
+                const e = c.obj(v, `perVm[${i}]`);
+                return { vmId: c.str(e, "vmId"), ms: c.num(e, "ms"), replayed: c.num(e, "replayed") };
+              }),
+            }),
       };
     default:
       return c.fail(`unknown record type ${JSON.stringify(type)}`);

@@ -32,6 +32,7 @@ export {
   NO_CHECKPOINT,
   type PresetName,
   RESULTS_FORMAT,
+  type RestoredVm,
   type RestoreRecord,
   type ResultRecord,
   type RunInfo,

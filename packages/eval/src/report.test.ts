@@ -123,13 +123,22 @@ describe("vpc report on the recorded fixture", () => {
     expect(vcSeries(twoHosts)).toEqual(expect.arrayContaining(["vpc CG.S 1 host", "vpc CG.S 2 hosts"]));
   });
 
+  it("draws a VC restore as its own restore line, one-VM restores keep the short label", async () => {
+    const rows = groupRows(await readResults(results));
+    const one = rows.find((r) => r.experiment === "restore" && r.chainLength === 4)!;
+    const series = chartSpecs([...rows, { ...one, vms: 2, hosts: 2 }]).find(
+      (c) => c.id === "restore",
+    )?.series;
+    expect(series).toEqual(expect.arrayContaining(["vpc, chain 4", "vpc, chain 4, 2 VMs on 2 hosts"]));
+  });
+
   it("gives the restore times and whether NPB verified after each restore", async () => {
     const r = await writeReport(results);
     const rows = mdTable(await readFile(r.markdownPath, "utf8"), "Restore time");
-    // engine, RAM, chain, VMs, restores, verified, median, p95, failed
-    expect(rows.map((x) => [x[2], x[5], x[6]])).toEqual([
-      ["1", "not checked", "1200.00"],
-      ["4", "1 of 1", "1500.00"],
+    // engine, RAM, chain, VMs, hosts, restores, verified, median, p95, failed
+    expect(rows.map((x) => [x[2], x[3], x[4], x[6], x[7]])).toEqual([
+      ["1", "1", "1", "not checked", "1200.00"],
+      ["4", "1", "1", "1 of 1", "1500.00"],
     ]);
   });
 

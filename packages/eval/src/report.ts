@@ -180,6 +180,7 @@ function restoreTable(rows: readonly GroupRow[]): Table {
       "guest RAM MiB",
       "chain length",
       "VMs",
+      "hosts",
       "restores",
       "NPB verified after restore",
       "restore median ms",
@@ -191,6 +192,7 @@ function restoreTable(rows: readonly GroupRow[]): Table {
       String(r.memMiB),
       r.chainLength === null ? DASH : String(r.chainLength),
       String(r.vms),
+      String(r.hosts),
       String(r.restores),
       r.restoresChecked === 0 ? "not checked" : `${r.restoresVerified} of ${r.restoresChecked}`,
       ms(r.restoreMedianMs),
@@ -300,6 +302,7 @@ export function buildReport(results: Results, a: Analysis, charts: readonly Char
       title: "Restore time (experiment `restore`)",
       text: [
         "Restore time: restore started → the VM running and reachable over SSH. After it, the NPB loop that was running at the checkpoint must complete a run in the restored VM with every result `Verification = SUCCESSFUL`.",
+        "With several VMs it is a virtual-cluster restore: the whole cluster killed after the chain's last global epoch, then `Cluster.restore` timed from the call to every VM running and reachable again (host agents reconnected, channel logs queued for replay, each VM restored in parallel on its host); every VM's NPB loop (one rank per VM) must verify afterwards.",
       ],
       table: restoreTable(rest),
       ...(has("restore") ? { chart: "restore" } : {}),

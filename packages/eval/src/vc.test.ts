@@ -2,8 +2,8 @@ import type { EpochMetrics } from "@vpc/controller";
 import { describe, expect, it } from "vitest";
 import { EvaluationError } from "./errors.js";
 import { expandCells, presetConfig } from "./experiments.js";
-import { type Cell, type ResultRecord, validateRecord } from "./format.js";
-import type { CellContext } from "./runner.js";
+
+import { recordingContext, testCell } from "./test-context.js";
 import {
   clusterEngineFields,
   createVcExecutor,
@@ -15,21 +15,7 @@ import {
   vcRunCommand,
 } from "./vc.js";
 
-const cell = (o: Partial<Cell> = {}): Cell => ({
-  experiment: "vc-scale",
-  kernel: "cg",
-  cls: "S",
-  engine: "vpc",
-  vms: 2,
-  hosts: 2,
-  intervalMs: 1000,
-  memMiB: 256,
-  kernelRuns: 2,
-  mode: null,
-  chainLength: null,
-  rep: 0,
-  ...o,
-});
+const cell = testCell;
 
 const RESULT = (verdict: string) =>
   ` CG Benchmark Completed.\n Class           =                        S\n Verification    =               ${verdict}\n`;
@@ -106,6 +92,9 @@ function fakeWorld(o: {
       o.abortOnBoot?.abort();
       return cluster;
     },
+    restore: async () => {
+      throw new Error("vc-scale never restores");
+    },
     down: async (tb) => {
       log.push(`down ${String(tb)}`);
       return [];
@@ -119,18 +108,7 @@ function fakeWorld(o: {
   return { deps, log };
 }
 
-function context(signal = new AbortController().signal) {
-  const records: ResultRecord[] = [];
-  const ctx: CellContext = {
-    id: "c",
-    record: async (r) => {
-      records.push(validateRecord(r, "test"));
-    },
-    progress: () => undefined,
-    signal,
-  };
-  return { ctx, records };
-}
+const context = recordingContext;
 
 describe("vc-scale cluster description", () => {
   it("spreads VMs over hosts in blocks, one rank per VM, engine and strategy split", () => {

@@ -14,6 +14,7 @@ import {
   Cluster,
   type ClusterConfig,
   type ClusterConfigInput,
+  type ClusterRestoreResult,
   type EpochMetrics,
   fabricConflicts,
   loadGuestImage,
@@ -41,6 +42,13 @@ export interface VcDeps {
   /** Creates the hosts of `config`; the returned handle is given to `start` and `down`. */
   up(config: ClusterConfig): Promise<unknown>;
   start(config: ClusterConfig, testbed: unknown, progress: (line: string) => void): Promise<VcCluster>;
+  /** Restarts the killed cluster of `config` on `testbed` from `epoch` (`Cluster.restore`). */
+  restore(
+    config: ClusterConfig,
+    testbed: unknown,
+    epoch: number,
+    progress: (line: string) => void,
+  ): Promise<{ cluster: VcCluster; result: ClusterRestoreResult }>;
   /** Removes everything `up` made; returns what is still left (empty when clean). */
   down(testbed: unknown): Promise<string[]>;
   /** Free fabric prefix for a new testbed. */
@@ -135,7 +143,7 @@ export function vcCheckpointRecord(m: EpochMetrics, cell: Cell): ResultRecord {
   };
 }
 
-function epochFailureRecord(e: Error, cell: Cell): ResultRecord {
+export function epochFailureRecord(e: Error, cell: Cell): ResultRecord {
   const epoch = (e as { epoch?: unknown }).epoch;
   return {
     type: "checkpoint-failure",
@@ -176,58 +184,81 @@ export function judgeOutput(out: string): {
 
 class Aborted extends Error {}
 
+/** A cell's live cluster: `cluster` is replaced by the restored one after a VC restore. */
+export interface ClusterSession {
+  readonly config: ClusterConfig;
+  readonly testbed: unknown;
+  cluster: VcCluster;
+  /** Races a long await against the cell's abort, so an interrupt goes straight to clean-up. */
+  step<T>(p: Promise<T>): Promise<T>;
+}
+
+/**
+ * Brings up the testbed and the cluster of `cell`, runs `body`, and always tears down: the
+ * cluster closed (killed when aborted), the testbed removed, also when the abort comes mid-boot.
+ */
+export async function withCluster(
+  deps: VcDeps,
+  cell: Cell,
+  ctx: CellContext,
+  body: (s: ClusterSession) => Promise<void>,
+): Promise<void> {
+  const config = vcClusterConfig(cell, await deps.fabricPrefix());
+  let abortReject: (e: Error) => void = () => undefined;
+  const aborted = new Promise<never>((_, reject) => {
+    abortReject = reject;
+  });
+  aborted.catch(() => undefined);
+  const onAbort = () => abortReject(new Aborted("interrupted"));
+  if (ctx.signal.aborted) throw new Aborted("interrupted");
+  ctx.signal.addEventListener("abort", onAbort);
+  const checkAbort = (): void => {
+    if (ctx.signal.aborted) throw new Aborted("interrupted");
+  };
+  const step = async <T>(p: Promise<T>): Promise<T> => {
+    // If the abort wins the race, what `p` brings up later is killed by the tear-down.
+    p.catch(() => undefined);
+    checkAbort();
+    const v = await Promise.race([p, aborted]);
+    checkAbort();
+    return v;
+  };
+  let testbed: unknown;
+  let session: ClusterSession | undefined;
+  try {
+    ctx.progress(`testbed: ${cell.hosts} netns host(s) on ${config.fabric.prefix}`);
+    // Not raced: `up` takes a second and cleans up after itself on failure, and the tear-down
+    // needs its handle, so an abort is honoured once it returns.
+    testbed = await deps.up(config);
+    checkAbort();
+    ctx.progress(`booting ${cell.vms} × ${cell.memMiB} MiB VM(s)`);
+    const starting = deps.start(config, testbed, ctx.progress);
+    // If the abort wins the race, the cluster that comes up later is killed by the tear-down.
+    starting.catch(() => undefined);
+    session = { config, testbed, cluster: await Promise.race([starting, aborted]), step };
+    checkAbort();
+    await body(session);
+  } finally {
+    ctx.signal.removeEventListener("abort", onAbort);
+    if (session) {
+      // Interrupted: no graceful shutdown, the tear-down kills what is left anyway.
+      await (ctx.signal.aborted ? session.cluster.kill() : session.cluster.close()).catch(() => undefined);
+    }
+    if (testbed !== undefined) {
+      const left = await deps.down(testbed);
+      if (left.length > 0) ctx.progress(`left behind after tear-down: ${left.join(", ")}`);
+    }
+  }
+}
+
 /** The vc-scale cell, on injected cluster pieces. */
 export function createVcExecutor(deps: VcDeps, timings: Partial<VcTimings> = {}): CellExecutor {
   const t = { ...DEFAULT_TIMINGS, ...timings };
-  return async (cell, ctx) => {
-    const config = vcClusterConfig(cell, await deps.fabricPrefix());
-    const vmNames = config.hosts.flatMap((h) => h.vms.map((v) => v.name));
-    let abortReject: (e: Error) => void = () => undefined;
-    const aborted = new Promise<never>((_, reject) => {
-      abortReject = reject;
+  return (cell, ctx) =>
+    withCluster(deps, cell, ctx, (s) => {
+      const vmNames = s.config.hosts.flatMap((h) => h.vms.map((v) => v.name));
+      return runWorkload(cell, ctx, s.cluster, s.config, vmNames, deps, t, s.step);
     });
-    aborted.catch(() => undefined);
-    const onAbort = () => abortReject(new Aborted("interrupted"));
-    if (ctx.signal.aborted) throw new Aborted("interrupted");
-    ctx.signal.addEventListener("abort", onAbort);
-    const checkAbort = (): void => {
-      if (ctx.signal.aborted) throw new Aborted("interrupted");
-    };
-    // Every await that can take long races the abort, so an interrupt goes straight to clean-up.
-    const step = async <T>(p: Promise<T>): Promise<T> => {
-      p.catch(() => undefined);
-      checkAbort();
-      const v = await Promise.race([p, aborted]);
-      checkAbort();
-      return v;
-    };
-    let testbed: unknown;
-    let cluster: VcCluster | undefined;
-    try {
-      ctx.progress(`testbed: ${cell.hosts} netns host(s) on ${config.fabric.prefix}`);
-      // Not raced: `up` takes a second and cleans up after itself on failure, and the tear-down
-      // needs its handle, so an abort is honoured once it returns.
-      testbed = await deps.up(config);
-      checkAbort();
-      ctx.progress(`booting ${cell.vms} × ${cell.memMiB} MiB VM(s)`);
-      const starting = deps.start(config, testbed, ctx.progress);
-      // If the abort wins the race, the cluster that comes up later is killed by the tear-down.
-      starting.catch(() => undefined);
-      cluster = await Promise.race([starting, aborted]);
-      checkAbort();
-      await runWorkload(cell, ctx, cluster, config, vmNames, deps, t, step);
-    } finally {
-      ctx.signal.removeEventListener("abort", onAbort);
-      if (cluster) {
-        // Interrupted: no graceful shutdown, the tear-down kills what is left anyway.
-        await (ctx.signal.aborted ? cluster.kill() : cluster.close()).catch(() => undefined);
-      }
-      if (testbed !== undefined) {
-        const left = await deps.down(testbed);
-        if (left.length > 0) ctx.progress(`left behind after tear-down: ${left.join(", ")}`);
-      }
-    }
-  };
 }
 
 async function runWorkload(
@@ -372,6 +403,14 @@ export const realVcDeps: VcDeps = {
   },
   start: (config, testbed, progress) =>
     Cluster.start({ config, testbed: testbed as TestbedState, onProgress: progress, bootTimeoutMs: 300_000 }),
+  restore: (config, testbed, epoch, progress) =>
+    Cluster.restore({
+      config,
+      testbed: testbed as TestbedState,
+      epoch,
+      onProgress: progress,
+      bootTimeoutMs: 300_000,
+    }),
   down: async (testbed) => {
     const state = testbed as TestbedState;
     await testbedDown(state.runDir);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { countVerified, restoreVerdict, restoreWorkloadCommand } from "./executors.js";
+import { countVerified, restoreVerdict, restoreWorkloadCommand } from "./guest-workload.js";
 
 const block = (verdict: string) => ` IS Benchmark Completed.\n Verification    =               ${verdict}\n`;
 const DONE = "VPC-EVAL-RESTORE-DONE\n";
