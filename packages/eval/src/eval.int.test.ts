@@ -1,7 +1,7 @@
 // The smallest real cells end to end (issue 11): NPB CG class S on one TCG VM without checkpoints
 // and under two engines, a few 1 s checkpoints each; the same kernel as a one-VM virtual cluster
 // on a netns host under stop-copy (global epochs); a restore from a 2-epoch chain with NPB
-// verified after it; then `vpc report` on the results. Needs root and the guest image with NPB
+// verified after it, of one VM and of a 2-VM cluster on 2 netns hosts; then `vpc report`. Needs root and the guest image with NPB
 // (`make images`). VPC_EVAL_INT_KERNEL / _RUNS tune it.
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -44,8 +44,9 @@ it("runs CG.S solo, as a cluster and across a restore, and reports it", { timeou
       {
         ...presetConfig("restore", "quick"),
         kernels: [kernel],
-        vms: [1],
-        hosts: [1],
+        // One VM, and 2 VMs on 2 netns hosts: a VC restore (~15 s more).
+        vms: [1, 2],
+        hosts: [2],
         memMiB: [256],
         chainLengths: [2],
       },
@@ -64,7 +65,7 @@ it("runs CG.S solo, as a cluster and across a restore, and reports it", { timeou
     .filter((c) => c.status.state === "failed")
     .map((c) => `${c.id}: ${c.status.error?.message}`);
   expect(failures).toEqual([]);
-  expect(s.done).toBe(5);
+  expect(s.done).toBe(6);
   expect(lines.filter((l) => /left behind/.test(l))).toEqual([]);
   for (const c of results.cells.filter((c) => c.status.cell.experiment === "solo")) {
     const run = c.records.find((r) => r.type === "run");
@@ -80,8 +81,13 @@ it("runs CG.S solo, as a cluster and across a restore, and reports it", { timeou
   expect(epochs[0]).toMatchObject({ epoch: 0, full: true, committed: true, vms: 1, hosts: 1 });
   expect(epochs.length).toBeGreaterThanOrEqual(2);
   expect(vc.records.find((r) => r.type === "run")).toMatchObject({ kernelRuns: 2, verifiedRuns: 2 });
-  const restore = results.cells.find((c) => c.status.cell.experiment === "restore")!;
-  expect(restore.records.find((r) => r.type === "restore")).toMatchObject({ chainLength: 2, verified: true });
+  const restores = results.cells.filter((c) => c.status.cell.experiment === "restore");
+  const restoreOf = (vms: number) =>
+    restores.find((c) => c.status.cell.vms === vms)?.records.find((r) => r.type === "restore");
+  expect(restoreOf(1)).toMatchObject({ chainLength: 2, vms: 1, verified: true });
+  const vcRestore = restoreOf(2);
+  expect(vcRestore).toMatchObject({ chainLength: 2, vms: 2, hosts: 2, verified: true, epoch: 1 });
+  expect(vcRestore?.type === "restore" && vcRestore.perVm?.map((v) => v.vmId)).toEqual(["evm1", "evm2"]);
   const report = await writeReport(join(dir, "results"));
   const md = await readFile(report.markdownPath, "utf8");
   expect(md).toMatch(/\| CG\.S \| vpc \| \d+ \| \d+\.\d\d \|/i);
