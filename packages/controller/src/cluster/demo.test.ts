@@ -1,7 +1,7 @@
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { resultBlocks } from "./demo.js";
+import { resultBlocks } from "./workload.js";
 
 const fixture = (name: string) =>
   readFile(join(import.meta.dirname, "../../../npb/src/fixtures", name), "utf8");

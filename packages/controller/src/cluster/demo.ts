@@ -3,7 +3,6 @@
  * with global checkpoints each interval, the whole cluster SIGKILLed mid-run and restored from
  * the last committed epoch, the run finished and verified, everything torn down.
  */
-import { type NpbResult, parseNpbResult } from "@vpc/npb";
 import type { Logger } from "../logger.js";
 import { Cluster } from "./cluster.js";
 import { type ClusterConfig, clusterVms } from "./config.js";
@@ -11,6 +10,7 @@ import type { EpochMetrics } from "./coordinator.js";
 import { ClusterError } from "./errors.js";
 import { testbedDown, testbedLeftovers, testbedUp } from "./testbed.js";
 import { testbedHostSpecs } from "./testbed-session.js";
+import { DONE, OUT, runProgress, runVerdict, STARTED, workloadCommand } from "./workload.js";
 
 export interface ClusterDemoOptions {
   readonly config: ClusterConfig;
@@ -51,38 +51,6 @@ export interface ClusterDemoResult {
   /** What was still there after tear-down (must be empty). */
   readonly leftovers: readonly string[];
   readonly runDir: string;
-}
-
-/** Where the workload writes its output (guest RAM: it rolls back with a restore). */
-export const OUT = "/root/npb.out";
-/** Printed with the exit status once the workload command ends. */
-export const DONE = "VPC-NPB-DONE";
-/** NPB prints this table header once every rank has initialised and the timed iterations begin. */
-export const STARTED = /^\s+iteration\s/m;
-
-/** The complete NPB result blocks in `out`, parsed (a block still being printed is left out). */
-export function resultBlocks(out: string): NpbResult[] {
-  const parsed: NpbResult[] = [];
-  for (const block of out.split(/(?=\n\s*\S+ Benchmark Completed\.)/)) {
-    if (!block.includes("Benchmark Completed.")) continue;
-    try {
-      parsed.push(parseNpbResult(block));
-    } catch {
-      // Not complete yet: the next read of the output will have the rest.
-    }
-  }
-  return parsed;
-}
-
-export function workloadCommand(config: ClusterConfig): string {
-  const vms = clusterVms(config).map((v) => v.name);
-  const w = config.workload;
-  // UCX would otherwise pick eth0, the management NIC, whose address (10.0.2.15) every guest shares.
-  const one = `mpiexec -launcher ssh -iface eth1 -genv UCX_NET_DEVICES eth1 -hosts ${vms.join(",")} -n ${w.np} /opt/npb/bin/${w.kernel} ${w.class}`;
-  const loop = `i=0; while [ $i -lt ${w.repeat} ]; do i=$((i+1)); ${one} || exit 1; done`;
-  // setsid (busybox has no nohup), in the background with every descriptor redirected, so the SSH exec returns at once; the
-  // output lives in guest RAM and so survives a restore.
-  return `cd /root && setsid sh -c '${loop}; echo ${DONE} rc=$?' >${OUT} 2>&1 </dev/null &`;
 }
 
 export async function runClusterDemo(o: ClusterDemoOptions): Promise<ClusterDemoResult> {
@@ -181,22 +149,19 @@ export async function runClusterDemo(o: ClusterDemoOptions): Promise<ClusterDemo
     let finalizeHang = false;
     for (;;) {
       out = await output();
-      if (out.includes(DONE)) break;
       // MPICH 4.0.2 (ch4:ucx) can hang in MPI_Finalize after the result is printed, with or
-      // without checkpoints (docs/cluster.md "MPI finalize hang"). Once every run's result block
-      // is complete, only MPI_Finalize is left: give it a grace period, then report the hang
-      // instead of waiting for an exit that may never come.
-      if (allPrintedAt === undefined && resultBlocks(out).length === config.workload.repeat) {
-        allPrintedAt = Date.now();
-      }
-      if (allPrintedAt !== undefined && Date.now() - allPrintedAt > graceMs) {
+      // without checkpoints (docs/cluster.md "MPI finalize hang"): runProgress gives it a grace
+      // period once every result block is complete, then reports the hang instead of waiting.
+      const p = runProgress(out, config.workload.repeat, Date.now(), graceMs, allPrintedAt);
+      allPrintedAt = p.allPrintedAt;
+      if (p.finalizeHang) {
         finalizeHang = true;
         say(
           `warning: every result is printed but mpiexec did not exit within ${(graceMs / 1000).toFixed(0)} s: ` +
             "MPI_Finalize hang of MPICH 4.0.2 ch4:ucx (docs/cluster.md)",
         );
-        break;
       }
+      if (p.done) break;
       if (Date.now() > finishBy)
         throw new ClusterError(
           "CLUSTER_STATE",
@@ -205,15 +170,11 @@ export async function runClusterDemo(o: ClusterDemoOptions): Promise<ClusterDemo
       await sleep(2000);
     }
     await cluster.stopCheckpoints();
-    const verificationLines = out
-      .split("\n")
-      .filter((l) => /Verification\s*=/.test(l))
-      .map((l) => l.trim());
-    const blocks = resultBlocks(out);
-    const verified =
-      (out.includes(`${DONE} rc=0`) || finalizeHang) &&
-      blocks.length === config.workload.repeat &&
-      blocks.every((b) => b.verified);
+    const {
+      verified,
+      verificationLines,
+      results: blocks,
+    } = runVerdict(out, config.workload.repeat, finalizeHang);
     const epochs = [...before, ...cluster.metrics];
     const aborted = abortedBefore + cluster.aborted.length;
     await cluster.close();

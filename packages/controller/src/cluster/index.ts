@@ -79,13 +79,7 @@ export {
   TestbedControlClient,
   validateControlRequest,
 } from "./testbed-control.js";
-export {
-  formatEpochLine,
-  runProgress,
-  runTestbedDaemon,
-  runVerdict,
-  type TestbedDaemonOptions,
-} from "./testbed-daemon.js";
+export { formatEpochLine, runTestbedDaemon, type TestbedDaemonOptions } from "./testbed-daemon.js";
 export {
   acquireTestbedLock,
   argsName,
@@ -124,3 +118,4 @@ export {
   testbedSessionStatus,
   testbedSessionUp,
 } from "./testbed-session.js";
+export { runProgress, runVerdict } from "./workload.js";

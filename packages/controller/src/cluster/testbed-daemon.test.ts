@@ -2,7 +2,8 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import type { EpochMetrics } from "./coordinator.js";
-import { formatEpochLine, runProgress, runVerdict } from "./testbed-daemon.js";
+import { formatEpochLine } from "./testbed-daemon.js";
+import { runProgress, runVerdict } from "./workload.js";
 
 const fixture = (name: string) =>
   readFile(join(import.meta.dirname, "../../../npb/src/fixtures", name), "utf8");

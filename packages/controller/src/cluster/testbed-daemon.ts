@@ -14,12 +14,11 @@
  */
 import { chmodSync, existsSync, rmSync } from "node:fs";
 import { createServer, type Server } from "node:net";
-import type { NpbResult } from "@vpc/npb";
 import type { ExecResult } from "../internal/ssh.js";
 import { Cluster } from "./cluster.js";
 import { type ClusterConfig, clusterVms } from "./config.js";
 import type { EpochMetrics } from "./coordinator.js";
-import { DONE, OUT, resultBlocks, STARTED, workloadCommand } from "./demo.js";
+
 import { ClusterError } from "./errors.js";
 import { RpcPeer } from "./rpc.js";
 import { readTestbedState, testbedDown } from "./testbed.js";
@@ -34,6 +33,7 @@ import {
   validateControlRequest,
 } from "./testbed-control.js";
 import { testbedSessionUp } from "./testbed-session.js";
+import { OUT, resultBlocks, runProgress, runVerdict, workloadCommand } from "./workload.js";
 
 export interface TestbedDaemonOptions {
   readonly config: ClusterConfig;
@@ -53,39 +53,6 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 /** Kills what an earlier run left in a guest (an MPI_Finalize hang leaves mpiexec and ranks). The
  *  bracketed first letters keep the pattern from matching the shell that runs it. */
 const REAP_WORKLOAD = "pkill -9 -f '[m]piexec|[h]ydra_pmi_proxy|/opt/npb/[b]in/'; true";
-
-/** Pure: where a run stands, from its output so far. */
-export function runProgress(
-  out: string,
-  repeat: number,
-  now: number,
-  graceMs: number,
-  allPrintedAt: number | undefined,
-): { started: boolean; done: boolean; finalizeHang: boolean; allPrintedAt: number | undefined } {
-  const started = STARTED.test(out) || out.includes(DONE);
-  if (out.includes(DONE)) return { started, done: true, finalizeHang: false, allPrintedAt };
-  // MPICH 4.0.2 ch4:ucx may hang in MPI_Finalize after printing the result (docs/cluster.md):
-  // once every block is complete only MPI_Finalize is left; wait `graceMs`, then stop waiting.
-  const printedAt = allPrintedAt ?? (resultBlocks(out).length >= repeat ? now : undefined);
-  const hang = printedAt !== undefined && now - printedAt > graceMs;
-  return { started, done: hang, finalizeHang: hang, allPrintedAt: printedAt };
-}
-
-/** Pure: the verdict on a finished run's output. */
-export function runVerdict(
-  out: string,
-  repeat: number,
-  finalizeHang: boolean,
-): { verified: boolean; verificationLines: string[]; results: NpbResult[] } {
-  const results = resultBlocks(out);
-  const verificationLines = out
-    .split("\n")
-    .filter((l) => /Verification\s*=/.test(l))
-    .map((l) => l.trim());
-  const exitedOk = out.includes(`${DONE} rc=0`) || finalizeHang;
-  const verified = exitedOk && results.length === repeat && results.every((r) => r.verified);
-  return { verified, verificationLines, results };
-}
 
 /** One line per committed epoch (ARCHITECTURE §2 names). */
 export function formatEpochLine(m: EpochMetrics): string {
