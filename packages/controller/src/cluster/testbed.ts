@@ -11,7 +11,7 @@
  */
 import { execFile, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { closeSync, existsSync, openSync, readFileSync } from "node:fs";
+import { closeSync, existsSync, openSync } from "node:fs";
 import { chmod, mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { connect } from "node:net";
 import { join, resolve } from "node:path";
@@ -34,6 +34,7 @@ import {
   sshTestbedHostProblems,
   startSshTestbedHost,
 } from "./ssh-host-testbed.js";
+import { processArgs } from "./testbed-lock.js";
 
 const exec = promisify(execFile);
 
@@ -346,14 +347,10 @@ export async function testbedUp(options: TestbedUpOptions): Promise<TestbedState
   }
 }
 
-/** The command line of `pid` (NULs as spaces), undefined once it is gone. */
+/** The command line of `pid` (arguments joined by spaces), undefined once it is gone. */
 export function processCmdline(pid: number): string | undefined {
-  try {
-    // Synchronous read keeps the check and the kill close together.
-    return readFileSync(`/proc/${pid}/cmdline`, "utf8").replaceAll("\0", " ");
-  } catch {
-    return undefined;
-  }
+  // Synchronous (processArgs) keeps the check and the kill close together.
+  return processArgs(pid)?.join(" ");
 }
 
 async function netnsPids(netns: string): Promise<number[]> {
