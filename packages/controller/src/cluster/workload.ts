@@ -36,7 +36,8 @@ export function workloadCommand(config: ClusterConfig): string {
   const loop = `i=0; while [ $i -lt ${w.repeat} ]; do i=$((i+1)); ${one} || exit 1; done`;
   // setsid (busybox has no nohup), in the background with every descriptor redirected, so the SSH exec returns at once; the
   // output lives in guest RAM and so survives a restore.
-  return `cd /root && setsid sh -c '${loop}; echo ${DONE} rc=$?' >${OUT} 2>&1 </dev/null &`;
+  // The loop runs in a subshell so that a failed run (exit 1) still prints the marker with its status.
+  return `cd /root && setsid sh -c '(${loop}); echo ${DONE} rc=$?' >${OUT} 2>&1 </dev/null &`;
 }
 
 /** Pure: where a run stands, from its output so far. */
