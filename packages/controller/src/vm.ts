@@ -18,7 +18,7 @@ import {
 } from "./errors.js";
 import { type GuestImage, loadGuestImage } from "./guest-image.js";
 import { type AccelOption, type VmConfig, type VmConfigInput, validateVmConfig } from "./internal/config.js";
-import { type DeviceStateTransport, saveDeviceStateTo } from "./internal/device-state.js";
+import { DeviceStateSink, type DeviceStateTransport, saveDeviceStateTo } from "./internal/device-state.js";
 import { freePort } from "./internal/ports.js";
 import { type Accel, buildKernelCmdline, buildQemuArgs, deriveMac } from "./internal/qemu-args.js";
 import { type ExitInfo, QemuProcess } from "./internal/qemu-process.js";
@@ -96,6 +96,7 @@ export class Vm {
   private cleaned: Promise<void> | undefined;
   private saves = 0;
   private savedThisPause = false;
+  private deviceStateSink: Promise<DeviceStateSink> | undefined;
 
   private readonly process: QemuProcess;
   private readonly qmpClient: QmpClient;
@@ -220,6 +221,37 @@ export class Vm {
     return { path, bytes: size, ms, transport };
   }
 
+  /**
+   * Device state (everything but the shared guest RAM) into memory, through a socket this VM keeps
+   * listening (made by `prepareDeviceState`, or here on first use). Only while paused; the VM stays
+   * paused. Started right after `stop`, it can run alongside other work of the pause.
+   */
+  async captureDeviceState(): Promise<Buffer> {
+    this.require(["paused"], "save device state");
+    if (this.savedThisPause) {
+      throw new VmStateError(
+        this.name,
+        "paused-after-save",
+        ["paused"],
+        "save device state twice in one pause",
+      );
+    }
+    const sink = await this.prepareDeviceState();
+    try {
+      const stream = await sink.capture(this.qmpClient, QMP_COMMAND_TIMEOUT_MS);
+      this.savedThisPause = true;
+      return stream;
+    } catch (cause) {
+      throw new CheckpointError("save-device-state", errorMessage(cause), { vmId: this.name, cause });
+    }
+  }
+
+  /** Makes the device-state socket of `captureDeviceState` ahead of the first pause. */
+  async prepareDeviceState(): Promise<DeviceStateSink> {
+    this.deviceStateSink ??= DeviceStateSink.listen(join(this.runDir, "device-state.sock"));
+    return this.deviceStateSink;
+  }
+
   /** SIGKILL (failure injection); resolves once QEMU is gone and everything is cleaned up. */
   async kill(): Promise<void> {
     this.logger.log("info", "vm.kill", { pid: this.pid });
@@ -308,7 +340,11 @@ export class Vm {
       const bootDeadline = Date.now() + config.bootTimeoutMs;
 
       qmp = await connectQmp(qmpSocket, proc, config.name, bootDeadline);
-      await qmp.migrateSetCapabilities([{ capability: "x-ignore-shared", state: true }]);
+      // events: migration completion is announced (MIGRATION), so nobody polls query-migrate.
+      await qmp.migrateSetCapabilities([
+        { capability: "x-ignore-shared", state: true },
+        { capability: "events", state: true },
+      ]);
       const qemuStartMs = performance.now() - tSpawn;
 
       const tGuest = performance.now();
@@ -398,6 +434,7 @@ export class Vm {
     this.stateValue = "exited";
     this.cleaned ??= (async () => {
       this.ssh.close();
+      await this.deviceStateSink?.then((s) => s.close()).catch(() => undefined);
       await this.qmpClient.close().catch(() => undefined);
       await this.process.terminate("SIGKILL");
       await removeDirs([this.shmDir, this.runDir]);

@@ -43,13 +43,25 @@ enum { MODE_SYNC = 0, MODE_ASYNC = 1 };
 enum {
 	OP_HELLO = 0, OP_ATTACH, OP_MODE, OP_ARM, OP_HARVEST, OP_PEEK, OP_CONFIRM,
 	OP_PROTECT, OP_COPY, OP_RELEASE, OP_RELEASE_SET, OP_STATS, OP_DETACH,
+	OP_MARK, OP_CHECKPOINT, OP_SAVE, OP_SAVE_STATUS,
 	OP_COUNT
 };
 static const char *const op_names[OP_COUNT] = {
 	"hello", "attach", "mode", "arm", "harvest", "peek", "confirm",
-	"protect", "copy", "release", "releaseSet", "stats", "detach"};
-enum { SRC_COW = 1, SRC_COPY = 2 };
+	"protect", "copy", "release", "releaseSet", "stats", "detach",
+	"mark", "checkpoint", "save", "saveStatus"};
+/* Staged page sources; a COW fault raised by a read (async MINOR faults fire on
+ * reads too) is told apart, because it is not a write the predictor missed. */
+enum { SRC_COW = 1, SRC_COPY = 2, SRC_COW_READ = 3 };
 #define COPY_ONLY_PROTECTED 1u
+/* checkpoint request flags (README "checkpoint") */
+#define CP_FULL 1u       /* save every page, not only the accumulated set */
+#define CP_COPY_ALL 2u   /* copy the whole save set in the pause (stop-copy, precopy) */
+#define CP_PROTECT_ALL 4u /* protect the whole save set (cow) */
+#define CP_PREDICT 8u    /* copy save ∩ P, protect the rest (vpc); P = set file ∪ window ∪ front */
+#define CP_ADD_SET 16u   /* the set file's pages are saved too (precopy's carried set) */
+#define CP_DIRTY_ONLY 32u /* save the harvested interval's D, not the accumulated set (precopy) */
+#define SAVE_FIRST 1u    /* save: the set file names pages to save before the others */
 #define SYNC_FEATURES (UFFD_FEATURE_WP_UNPOPULATED | UFFD_FEATURE_WP_HUGETLBFS_SHMEM)
 /* Without WP_UNPOPULATED (Linux < 6.4: Debian 12's 6.1, e.g. inside an L1 host VM) a page with
  * no page-table entry cannot carry the write-protect bit, so its first write would go untracked.
@@ -99,7 +111,8 @@ static struct {
 	int have_handler, have_watchdog;
 	pthread_mutex_t mu;
 	pthread_cond_t space;
-	uint64_t *dirty, *seen, *carry, *acc, *pending;
+	uint64_t *dirty, *seen, *carry, *acc, *pending, *recent, *first;
+	int marked; /* a mark() started the pre-pause window of this interval */
 	uint64_t npending;
 	struct orec *order;
 	size_t norder;
@@ -108,8 +121,8 @@ static struct {
 	double run_cost_ns, whole_cost_ns; /* re-protect cost estimates (sync) */
 	/* shared files */
 	char path_dirty[PATH_MAX], path_acc[PATH_MAX], path_set[PATH_MAX], path_order[PATH_MAX],
-		path_stage[PATH_MAX];
-	uint8_t *f_dirty, *f_acc, *f_set, *f_stage;
+		path_stage[PATH_MAX], path_recent[PATH_MAX], path_copied[PATH_MAX];
+	uint8_t *f_dirty, *f_acc, *f_set, *f_stage, *f_recent, *f_copied;
 	struct orec *f_order;
 	size_t stage_len;
 	uint32_t nslots, nfree, peak_used;
@@ -120,9 +133,15 @@ static struct {
 	_Atomic uint64_t busy_since;
 	_Atomic int waiting_space;
 	uint64_t watchdog_ns;
+	/* background saver (after cont): copies the pending pages into staging */
+	pthread_t saver;
+	int have_saver;
+	_Atomic int saving;
+	uint64_t save_start_ns, save_end_ns, save_copied, save_min_ns;
+	uint32_t save_end_class; /* async: the peek class taken when the save ended */
 	/* stats */
 	struct hist h_track, h_cow;
-	uint64_t wait_n, wait_ns, minor_plain, reprotect_whole, reprotect_runs;
+	uint64_t wait_n, wait_ns, minor_plain, reprotect_whole, reprotect_runs, cow_reads;
 	struct timer t_arm, t_harvest, t_peek, t_protect, t_copy;
 } g = {.listen_fd = -1, .ram_fd = -1, .uffd = -1, .stop_efd = -1,
        .mu = PTHREAD_MUTEX_INITIALIZER, .space = PTHREAD_COND_INITIALIZER};
@@ -302,7 +321,7 @@ static void stage_fill(uint32_t s, size_t p, uint32_t source) {
 /* COW fault: save page p, waiting for a free slot. While it waits the saver may
  * copy p itself; then p is no longer pending and must not be staged twice.
  * Returns 1 if this call staged p. */
-static int stage_cow(size_t p) {
+static int stage_cow(size_t p, uint32_t source) {
 	if (!g.nfree) {
 		uint64_t t0 = now_ns();
 		atomic_store(&g.waiting_space, 1);
@@ -313,7 +332,7 @@ static int stage_cow(size_t p) {
 		g.wait_ns += now_ns() - t0;
 	}
 	if (!bt(g.pending, p) || !g.nfree) return 0;
-	stage_fill(g.free_stack[--g.nfree], p, SRC_COW);
+	stage_fill(g.free_stack[--g.nfree], p, source);
 	bc(g.pending, p);
 	g.npending--;
 	return 1;
@@ -334,11 +353,17 @@ static void handle_fault(const struct uffd_msg *m) {
 	if (addr < (uint64_t)(uintptr_t)g.base || addr >= (uint64_t)(uintptr_t)(g.base + g.len)) return;
 	size_t p = (size_t)((addr - (uint64_t)(uintptr_t)g.base) / g.psz);
 	int cow = 0;
+	int write = (flags & UFFD_PAGEFAULT_FLAG_WRITE) != 0;
 	pthread_mutex_lock(&g.mu);
-	if (bt(g.pending, p)) cow = stage_cow(p);
+	if (bt(g.pending, p)) cow = stage_cow(p, write ? SRC_COW : SRC_COW_READ);
+	if (cow && !write) g.cow_reads++;
 	if (g.mode == MODE_SYNC && !bt(g.dirty, p)) {
 		bs(g.dirty, p);
-		order_append(p, 0, t0);
+		/* A mark() clears dirty mid-interval; the order log keeps first writes only. */
+		if (!bt(g.seen, p)) {
+			bs(g.seen, p);
+			order_append(p, 0, t0);
+		}
 	}
 	if (!cow && g.mode == MODE_ASYNC) g.minor_plain++;
 	if (g.mode == MODE_SYNC) {
@@ -350,7 +375,7 @@ static void handle_fault(const struct uffd_msg *m) {
 	pthread_mutex_unlock(&g.mu);
 	/* Async: a write maps the page writable (the kernel then reports it
 	 * written); a read keeps it write-protected so tracking goes on. */
-	if (g.mode == MODE_ASYNC && continue_run(p, 1, !(flags & UFFD_PAGEFAULT_FLAG_WRITE)))
+	if (g.mode == MODE_ASYNC && continue_run(p, 1, !write))
 		wake_page(p);
 	uint64_t dt = now_ns() - t0;
 	pthread_mutex_lock(&g.mu);
@@ -452,7 +477,8 @@ static void stop_handler(void) {
 	}
 	if (g.have_handler) pthread_join(g.handler, NULL);
 	if (g.have_watchdog) pthread_join(g.watchdog, NULL);
-	g.have_handler = g.have_watchdog = 0;
+	if (g.have_saver) pthread_join(g.saver, NULL);
+	g.have_handler = g.have_watchdog = g.have_saver = 0;
 	if (g.uffd >= 0) {
 		struct uffdio_range r = {.start = (uint64_t)(uintptr_t)g.base, .len = g.len};
 		ioctl(g.uffd, UFFDIO_UNREGISTER, &r); /* clears protections, wakes waiters */
@@ -510,10 +536,13 @@ static void detach_all(void) {
 	UNMAP(g.f_set, bm_file_len());
 	UNMAP(g.f_order, order_file_len());
 	UNMAP(g.f_stage, g.stage_len);
+	UNMAP(g.f_recent, bm_file_len());
+	UNMAP(g.f_copied, bm_file_len());
 	UNMAP(g.ro, g.len);
 #undef UNMAP
-	const char *paths[] = {g.path_dirty, g.path_acc, g.path_set, g.path_order, g.path_stage};
-	for (size_t i = 0; i < 5; i++)
+	const char *paths[] = {g.path_dirty, g.path_acc,    g.path_set,   g.path_order,
+			       g.path_stage, g.path_recent, g.path_copied};
+	for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++)
 		if (paths[i][0]) unlink(paths[i]);
 	if (g.ram_fd >= 0) close(g.ram_fd);
 	g.ram_fd = -1;
@@ -522,13 +551,16 @@ static void detach_all(void) {
 	free(g.carry);
 	free(g.acc);
 	free(g.pending);
+	free(g.recent);
+	free(g.first);
 	free(g.order);
 	free(g.free_stack);
-	g.dirty = g.seen = g.carry = g.acc = g.pending = NULL;
+	g.dirty = g.seen = g.carry = g.acc = g.pending = g.recent = g.first = NULL;
 	g.order = NULL;
 	g.free_stack = NULL;
-	g.attached = g.armed = 0;
+	g.attached = g.armed = g.marked = 0;
 	g.npending = 0;
+	atomic_store(&g.saving, 0);
 }
 
 /* ---- commands. Each returns 0 or an errno, with a message in *msg. */
@@ -617,9 +649,11 @@ static int cmd_attach(const uint8_t *in, size_t n, struct out *o, char *msg, siz
 	g.carry = calloc(g.words, 8);
 	g.acc = calloc(g.words, 8);
 	g.pending = calloc(g.words, 8);
+	g.recent = calloc(g.words, 8);
 	g.order = calloc(g.npages, sizeof(struct orec));
 	g.free_stack = calloc(slots, 4);
-	if (!g.dirty || !g.seen || !g.carry || !g.acc || !g.pending || !g.order || !g.free_stack) {
+	if (!g.dirty || !g.seen || !g.carry || !g.acc || !g.pending || !g.recent || !g.order ||
+	    !g.free_stack) {
 		detach_all();
 		FAIL(ENOMEM, "attach: out of memory for %zu pages", g.npages);
 	}
@@ -628,6 +662,8 @@ static int cmd_attach(const uint8_t *in, size_t n, struct out *o, char *msg, siz
 	snprintf(g.path_set, PATH_MAX, "%s.set", g.sock);
 	snprintf(g.path_order, PATH_MAX, "%s.order", g.sock);
 	snprintf(g.path_stage, PATH_MAX, "%s.staging", g.sock);
+	snprintf(g.path_recent, PATH_MAX, "%s.recent", g.sock);
+	snprintf(g.path_copied, PATH_MAX, "%s.copied", g.sock);
 	size_t table_end = STAGING_HEADER + (size_t)slots * sizeof(struct slot);
 	size_t data_off = (table_end + g.psz - 1) / g.psz * g.psz;
 	g.stage_len = data_off + (size_t)slots * g.psz;
@@ -636,7 +672,9 @@ static int cmd_attach(const uint8_t *in, size_t n, struct out *o, char *msg, siz
 	g.f_set = g.f_acc ? map_file(g.path_set, bm_file_len()) : NULL;
 	g.f_order = g.f_set ? map_file(g.path_order, order_file_len()) : NULL;
 	g.f_stage = g.f_order ? map_file(g.path_stage, g.stage_len) : NULL;
-	if (!g.f_stage) {
+	g.f_recent = g.f_stage ? map_file(g.path_recent, bm_file_len()) : NULL;
+	g.f_copied = g.f_recent ? map_file(g.path_copied, bm_file_len()) : NULL;
+	if (!g.f_copied) {
 		int e = errno;
 		detach_all();
 		FAIL(e, "create shared files next to %s: %s", g.sock, strerror(e));
@@ -653,7 +691,7 @@ static int cmd_attach(const uint8_t *in, size_t n, struct out *o, char *msg, siz
 	g.peak_used = 0;
 	memset(&g.h_track, 0, sizeof g.h_track);
 	memset(&g.h_cow, 0, sizeof g.h_cow);
-	g.wait_n = g.wait_ns = g.minor_plain = g.reprotect_whole = g.reprotect_runs = 0;
+	g.wait_n = g.wait_ns = g.minor_plain = g.reprotect_whole = g.reprotect_runs = g.cow_reads = 0;
 	memset(&g.t_arm, 0, sizeof(struct timer) * 5);
 	g.run_cost_ns = g.whole_cost_ns = 0;
 	const char *wd = getenv("VPC_DIRTY_LOG_WATCHDOG_MS");
@@ -669,10 +707,10 @@ static int cmd_attach(const uint8_t *in, size_t n, struct out *o, char *msg, siz
 	     "{\"mode\":\"%s\",\"pageSize\":%zu,\"pageCount\":%zu,\"ramBytes\":%zu,"
 	     "\"bitmapBytes\":%zu,\"stagingSlots\":%u,\"features\":%llu,\"availableFeatures\":%llu,"
 	     "\"files\":{\"dirty\":\"%s\",\"accumulated\":\"%s\",\"set\":\"%s\",\"order\":\"%s\","
-	     "\"staging\":\"%s\"}}",
+	     "\"staging\":\"%s\",\"recent\":\"%s\",\"copied\":\"%s\"}}",
 	     mode ? "async" : "sync", g.psz, g.npages, g.len, g.bm_bytes, slots,
 	     (unsigned long long)g.features, (unsigned long long)avail, g.path_dirty, g.path_acc,
-	     g.path_set, g.path_order, g.path_stage);
+	     g.path_set, g.path_order, g.path_stage, g.path_recent, g.path_copied);
 	return 0;
 }
 
@@ -691,29 +729,32 @@ static int fold_current(void) {
 	return scan_written(0, g.npages, 0, mark_run, g.carry);
 }
 
-static int cmd_arm(struct out *o, char *msg, size_t msgcap) {
+/* Write-protects all guest RAM and starts an interval (g.mu held). */
+static int arm_locked(void) {
 	uint64_t t0 = now_ns();
-	pthread_mutex_lock(&g.mu);
 	int rc = fold_current();
 	if (!rc) rc = wp_range(0, g.npages, 1);
+	if (rc) return rc;
+	memset(g.dirty, 0, g.words * 8);
+	memset(g.seen, 0, g.words * 8);
+	g.norder = 0;
+	g.peeks = 0;
+	g.marked = 0;
+	g.armed = 1;
+	g.interval_start = now_ns();
+	timer_add(&g.t_arm, g.interval_start - t0);
+	g.whole_cost_ns = (double)(g.interval_start - t0);
+	return 0;
+}
+
+static int cmd_arm(struct out *o, char *msg, size_t msgcap) {
+	pthread_mutex_lock(&g.mu);
+	int rc = arm_locked();
 	int e = errno;
-	if (!rc) {
-		memset(g.dirty, 0, g.words * 8);
-		memset(g.seen, 0, g.words * 8);
-		g.norder = 0;
-		g.peeks = 0;
-		g.armed = 1;
-		g.interval_start = now_ns();
-	}
-	uint64_t dt = now_ns() - t0;
-	if (!rc) {
-		timer_add(&g.t_arm, dt);
-		g.whole_cost_ns = (double)dt;
-	}
+	uint64_t start = g.interval_start, dt = g.t_arm.last;
 	pthread_mutex_unlock(&g.mu);
 	if (rc) FAIL(e, "write-protect guest RAM: %s", strerror(e));
-	outf(o, "{\"startNs\":%llu,\"ns\":%llu}", (unsigned long long)g.interval_start,
-	     (unsigned long long)dt);
+	outf(o, "{\"startNs\":%llu,\"ns\":%llu}", (unsigned long long)start, (unsigned long long)dt);
 	return 0;
 }
 
@@ -763,44 +804,102 @@ static int reprotect_sync(void) {
 	return 0;
 }
 
-static int cmd_harvest(struct out *o, char *msg, size_t msgcap) {
-	if (!g.armed) FAIL(EINVAL, "harvest before arm");
+struct harvest_out {
+	size_t dirty, accumulated, orders, recent;
+	int marked;
+	uint64_t start, end;
+};
+
+/* Ends the interval (g.mu held). R = pages written since the last mark (or the
+ * interval start), D = carry ∪ R; publishes D, the accumulated set, the order
+ * log and R in the shared files and starts the next interval. */
+static int harvest_locked(struct harvest_out *h) {
 	uint64_t t0 = now_ns();
-	pthread_mutex_lock(&g.mu);
 	int rc;
-	uint64_t *d = g.carry; /* becomes the interval's set D */
+	memset(g.recent, 0, g.words * 8);
 	if (g.mode == MODE_SYNC) {
 		rc = reprotect_sync();
-		for (size_t i = 0; !rc && i < g.words; i++) d[i] |= g.dirty[i];
+		if (!rc) memcpy(g.recent, g.dirty, g.words * 8);
 	} else {
-		struct harvest_ctx h = {.set = d, .cls = g.peeks + 1, .t = t0};
-		rc = scan_written(0, g.npages, 1, harvest_run, &h);
+		struct harvest_ctx hc = {.set = g.recent, .cls = g.peeks + 1, .t = t0};
+		rc = scan_written(0, g.npages, 1, harvest_run, &hc);
 	}
-	int e = errno;
-	if (rc) {
-		pthread_mutex_unlock(&g.mu);
-		FAIL(e, "%s: %s", g.mode == MODE_SYNC ? "re-protect" : "PAGEMAP_SCAN", strerror(e));
+	if (rc) return rc;
+	uint64_t *d = g.carry; /* becomes the interval's set D */
+	for (size_t i = 0; i < g.words; i++) {
+		d[i] |= g.recent[i];
+		g.acc[i] |= d[i];
 	}
-	for (size_t i = 0; i < g.words; i++) g.acc[i] |= d[i];
 	memcpy(g.f_dirty, d, g.bm_bytes);
 	memcpy(g.f_acc, g.acc, g.bm_bytes);
+	memcpy(g.f_recent, g.recent, g.bm_bytes);
 	memcpy(g.f_order, g.order, g.norder * sizeof(struct orec));
-	size_t nd = bcount(d, g.words), na = bcount(g.acc, g.words), no = g.norder;
-	uint64_t start = g.interval_start, end = now_ns();
+	h->dirty = bcount(d, g.words);
+	h->accumulated = bcount(g.acc, g.words);
+	h->recent = bcount(g.recent, g.words);
+	h->orders = g.norder;
+	h->marked = g.marked;
+	h->start = g.interval_start;
+	h->end = now_ns();
 	memset(g.carry, 0, g.words * 8);
 	memset(g.dirty, 0, g.words * 8);
 	memset(g.seen, 0, g.words * 8);
 	g.norder = 0;
 	g.peeks = 0;
-	g.interval_start = end;
-	uint64_t dt = end - t0;
-	timer_add(&g.t_harvest, dt);
-	pthread_mutex_unlock(&g.mu);
+	g.marked = 0;
+	g.interval_start = h->end;
+	timer_add(&g.t_harvest, h->end - t0);
+	return 0;
+}
+
+static void out_harvest(struct out *o, const struct harvest_out *h) {
 	outf(o,
-	     "{\"dirty\":%zu,\"accumulated\":%zu,\"orders\":%zu,\"exact\":%s,\"startNs\":%llu,"
-	     "\"endNs\":%llu,\"ns\":%llu}",
-	     nd, na, no, g.mode == MODE_SYNC ? "true" : "false", (unsigned long long)start,
-	     (unsigned long long)end, (unsigned long long)dt);
+	     "\"dirty\":%zu,\"accumulated\":%zu,\"orders\":%zu,\"recent\":%zu,\"marked\":%s,"
+	     "\"exact\":%s,\"startNs\":%llu,\"endNs\":%llu",
+	     h->dirty, h->accumulated, h->orders, h->recent, h->marked ? "true" : "false",
+	     g.mode == MODE_SYNC ? "true" : "false", (unsigned long long)h->start,
+	     (unsigned long long)h->end);
+}
+
+static int cmd_harvest(struct out *o, char *msg, size_t msgcap) {
+	if (!g.armed) FAIL(EINVAL, "harvest before arm");
+	struct harvest_out h;
+	pthread_mutex_lock(&g.mu);
+	int rc = harvest_locked(&h);
+	int e = errno;
+	pthread_mutex_unlock(&g.mu);
+	if (rc) FAIL(e, "%s: %s", g.mode == MODE_SYNC ? "re-protect" : "PAGEMAP_SCAN", strerror(e));
+	outf(o, "{");
+	out_harvest(o, &h);
+	outf(o, ",\"ns\":%llu}", (unsigned long long)g.t_harvest.last);
+	return 0;
+}
+
+/* Starts the pre-pause window: what was written so far goes into carry and is
+ * re-protected, so the next harvest's R holds only what is written from now on. */
+static int cmd_mark(struct out *o, char *msg, size_t msgcap) {
+	if (!g.armed) FAIL(EINVAL, "mark before arm");
+	uint64_t t0 = now_ns();
+	pthread_mutex_lock(&g.mu);
+	int rc;
+	size_t folded = 0;
+	if (g.mode == MODE_SYNC) {
+		for (size_t i = 0; i < g.words; i++) g.carry[i] |= g.dirty[i];
+		folded = bcount(g.dirty, g.words);
+		rc = reprotect_sync();
+		if (!rc) memset(g.dirty, 0, g.words * 8);
+	} else {
+		struct harvest_ctx hc = {.set = g.carry, .cls = ++g.peeks, .t = t0};
+		rc = scan_written(0, g.npages, 1, harvest_run, &hc);
+		folded = bcount(g.carry, g.words);
+	}
+	int e = errno;
+	if (!rc) g.marked = 1;
+	uint64_t dt = now_ns() - t0;
+	pthread_mutex_unlock(&g.mu);
+	if (rc) FAIL(e, "mark: %s", strerror(e));
+	outf(o, "{\"written\":%zu,\"atNs\":%llu,\"ns\":%llu}", folded, (unsigned long long)t0,
+	     (unsigned long long)dt);
 	return 0;
 }
 
@@ -851,18 +950,10 @@ static uint64_t *set_copy(void) {
 	return s;
 }
 
-static int cmd_protect(struct out *o, char *msg, size_t msgcap) {
-	if (!g.armed) FAIL(EINVAL, "protect before arm");
-	uint64_t *s = set_copy();
-	if (!s) FAIL(ENOMEM, "protect: out of memory");
-	uint64_t t0 = now_ns();
-	pthread_mutex_lock(&g.mu);
-	if (g.npending) {
-		pthread_mutex_unlock(&g.mu);
-		free(s);
-		FAIL(EBUSY, "%llu pages of the previous COW phase are not saved yet",
-		     (unsigned long long)g.npending);
-	}
+/* Protects the pages of s for COW (g.mu held, no COW phase pending). On failure
+ * nothing stays pending: pages already zapped fault in as MINOR and are just
+ * mapped back. */
+static int protect_locked(const uint64_t *s, size_t *protected_out) {
 	int rc = 0;
 	size_t n = 0;
 	if (g.mode == MODE_ASYNC) {
@@ -893,15 +984,33 @@ static int cmd_protect(struct out *o, char *msg, size_t msgcap) {
 		}
 		p = bnext(s, e, g.npages);
 	}
-	int e = errno;
 	if (rc) {
-		/* Nothing is half protected: pages already zapped fault in as MINOR and
-		 * are just mapped back, so dropping the pending bits is safe. */
+		int e = errno;
 		memset(g.pending, 0, g.words * 8);
 		g.npending = 0;
-	} else {
-		g.npending = n;
+		errno = e;
+		return rc;
 	}
+	g.npending = n;
+	*protected_out = n;
+	return 0;
+}
+
+static int cmd_protect(struct out *o, char *msg, size_t msgcap) {
+	if (!g.armed) FAIL(EINVAL, "protect before arm");
+	uint64_t *s = set_copy();
+	if (!s) FAIL(ENOMEM, "protect: out of memory");
+	uint64_t t0 = now_ns();
+	pthread_mutex_lock(&g.mu);
+	if (g.npending) {
+		pthread_mutex_unlock(&g.mu);
+		free(s);
+		FAIL(EBUSY, "%llu pages of the previous COW phase are not saved yet",
+		     (unsigned long long)g.npending);
+	}
+	size_t n = 0;
+	int rc = protect_locked(s, &n);
+	int e = errno;
 	uint64_t dt = now_ns() - t0;
 	if (!rc) timer_add(&g.t_protect, dt);
 	pthread_mutex_unlock(&g.mu);
@@ -911,28 +1020,29 @@ static int cmd_protect(struct out *o, char *msg, size_t msgcap) {
 	return 0;
 }
 
-static int cmd_copy(const uint8_t *in, size_t n, struct out *o, char *msg, size_t msgcap) {
-	uint32_t flags = 0;
-	if (n >= 4) memcpy(&flags, in, 4);
-	uint64_t *s = set_copy();
-	if (!s) FAIL(ENOMEM, "copy: out of memory");
-	uint64_t t0 = now_ns();
-	size_t copied = 0, skipped = 0, remaining = 0;
+struct copy_out {
+	size_t copied, skipped, remaining;
+	int map_back_errno;
+};
+
+/* Copies the pages of s into staging (g.mu held). Pending pages stop being
+ * protected: in async mode they are mapped back write-protected, so tracking
+ * goes on. */
+static void copy_locked(const uint64_t *s, uint32_t flags, struct copy_out *c) {
 	int rc = 0;
-	pthread_mutex_lock(&g.mu);
 	size_t run_lo = 0, run_n = 0; /* pending pages to map back (async) */
 	for (size_t p = bnext(s, 0, g.npages); p < g.npages; p = bnext(s, p + 1, g.npages)) {
 		int pend = bt(g.pending, p);
 		if (!pend && (flags & COPY_ONLY_PROTECTED)) {
-			skipped++;
+			c->skipped++;
 			continue;
 		}
 		if (!g.nfree) {
-			remaining++;
+			c->remaining++;
 			continue;
 		}
 		stage_fill(g.free_stack[--g.nfree], p, SRC_COPY);
-		copied++;
+		c->copied++;
 		if (!pend) continue;
 		bc(g.pending, p);
 		g.npending--;
@@ -946,16 +1056,265 @@ static int cmd_copy(const uint8_t *in, size_t n, struct out *o, char *msg, size_
 		run_n = 1;
 	}
 	if (run_n && !rc) rc = continue_run(run_lo, run_n, 1);
-	int e = errno;
+	c->map_back_errno = rc ? errno : 0;
+}
+
+static int cmd_copy(const uint8_t *in, size_t n, struct out *o, char *msg, size_t msgcap) {
+	uint32_t flags = 0;
+	if (n >= 4) memcpy(&flags, in, 4);
+	uint64_t *s = set_copy();
+	if (!s) FAIL(ENOMEM, "copy: out of memory");
+	uint64_t t0 = now_ns();
+	struct copy_out c = {0};
+	pthread_mutex_lock(&g.mu);
+	copy_locked(s, flags, &c);
 	uint64_t dt = now_ns() - t0;
 	timer_add(&g.t_copy, dt);
 	uint64_t pending = g.npending;
 	pthread_mutex_unlock(&g.mu);
 	free(s);
 	/* A failed map-back only costs a MINOR fault later; the copy itself is done. */
-	if (rc) LOG("copy: map back: %s\n", strerror(e));
+	if (c.map_back_errno) LOG("copy: map back: %s\n", strerror(c.map_back_errno));
 	outf(o, "{\"copied\":%zu,\"skipped\":%zu,\"remaining\":%zu,\"pending\":%llu,\"ns\":%llu}",
-	     copied, skipped, remaining, (unsigned long long)pending, (unsigned long long)dt);
+	     c.copied, c.skipped, c.remaining, (unsigned long long)pending, (unsigned long long)dt);
+	return 0;
+}
+
+/* ---- the background saver: after cont it copies every page still protected
+ * into staging (pages of the "first" set before the others), in word-sized
+ * batches under g.mu, and maps them back write-protected. When it is done, an
+ * async-mode peek records which pages the guest wrote during the save (the
+ * early-write class the predictor learns from). */
+static size_t saver_word(size_t w, uint64_t mask) {
+	size_t staged = 0, runs_lo[64], runs_n[64], nruns = 0;
+	pthread_mutex_lock(&g.mu);
+	uint64_t bits = g.pending[w] & mask;
+	while (bits && !atomic_load(&g.stopping)) {
+		size_t p = w * 64 + (size_t)__builtin_ctzll(bits);
+		bits &= bits - 1;
+		if (!g.nfree) {
+			atomic_store(&g.waiting_space, 1);
+			while (!g.nfree && bt(g.pending, p) && !atomic_load(&g.stopping))
+				pthread_cond_wait(&g.space, &g.mu);
+			atomic_store(&g.waiting_space, 0);
+		}
+		/* While it waited, a COW fault may have saved p. */
+		if (!bt(g.pending, p) || !g.nfree) continue;
+		stage_fill(g.free_stack[--g.nfree], p, SRC_COPY);
+		bc(g.pending, p);
+		g.npending--;
+		staged++;
+		if (nruns && runs_lo[nruns - 1] + runs_n[nruns - 1] == p) {
+			runs_n[nruns - 1]++;
+		} else {
+			runs_lo[nruns] = p;
+			runs_n[nruns++] = 1;
+		}
+	}
+	g.save_copied += staged;
+	pthread_mutex_unlock(&g.mu);
+	for (size_t i = 0; g.mode == MODE_ASYNC && i < nruns; i++)
+		if (continue_run(runs_lo[i], runs_n[i], 1)) LOG("saver: map back: %s\n", strerror(errno));
+	return staged;
+}
+
+static void *saver_main(void *arg) {
+	(void)arg;
+	for (int pass = g.first ? 0 : 1; pass < 2 && !atomic_load(&g.stopping); pass++)
+		for (size_t w = 0; w < g.words && !atomic_load(&g.stopping); w++)
+			saver_word(w, pass == 0 ? g.first[w] : ~0ull);
+	/* The early-write window is at least save_min_ns long, so what it records does not
+	 * shrink to nothing when there was little to save. */
+	for (uint64_t t; !atomic_load(&g.stopping) && (t = now_ns()) < g.save_start_ns + g.save_min_ns;) {
+		uint64_t left = g.save_start_ns + g.save_min_ns - t;
+		struct timespec ts = {0, (long)(left < 5000000u ? left : 5000000u)};
+		nanosleep(&ts, NULL);
+	}
+	pthread_mutex_lock(&g.mu);
+	uint64_t end = now_ns();
+	if (g.mode == MODE_ASYNC && g.armed) {
+		struct harvest_ctx hc = {.set = NULL, .cls = ++g.peeks, .t = end};
+		if (scan_written(0, g.npages, 0, harvest_run, &hc)) {
+			LOG("saver: end-of-save peek: %s\n", strerror(errno));
+			g.peeks--;
+		}
+	}
+	g.save_end_ns = end;
+	g.save_end_class = g.mode == MODE_ASYNC ? g.peeks : 0;
+	free(g.first);
+	g.first = NULL;
+	pthread_mutex_unlock(&g.mu);
+	atomic_store(&g.saving, 0);
+	return NULL;
+}
+
+/* Joins a saver that has finished (the caller checked g.saving is 0). */
+static void join_saver(void) {
+	if (!g.have_saver) return;
+	pthread_join(g.saver, NULL);
+	g.have_saver = 0;
+}
+
+static int cmd_save(const uint8_t *in, size_t n, struct out *o, char *msg, size_t msgcap) {
+	uint32_t flags = 0, min_us = 0;
+	if (n >= 4) memcpy(&flags, in, 4);
+	if (n >= 8) memcpy(&min_us, in + 4, 4);
+	if (atomic_load(&g.saving)) FAIL(EBUSY, "save: the saver is still running");
+	join_saver();
+	uint64_t *first = NULL;
+	if ((flags & SAVE_FIRST) && !(first = set_copy())) FAIL(ENOMEM, "save: out of memory");
+	pthread_mutex_lock(&g.mu);
+	g.first = first;
+	g.save_start_ns = now_ns();
+	g.save_end_ns = 0;
+	g.save_copied = 0;
+	g.save_min_ns = (uint64_t)min_us * 1000u;
+	uint64_t pending = g.npending;
+	pthread_mutex_unlock(&g.mu);
+	atomic_store(&g.saving, 1);
+	if (start_thread(&g.saver, saver_main)) {
+		int e = errno;
+		atomic_store(&g.saving, 0);
+		pthread_mutex_lock(&g.mu);
+		free(g.first);
+		g.first = NULL;
+		pthread_mutex_unlock(&g.mu);
+		FAIL(e, "save: cannot start the saver thread: %s", strerror(e));
+	}
+	g.have_saver = 1;
+	outf(o, "{\"pending\":%llu,\"startNs\":%llu}", (unsigned long long)pending,
+	     (unsigned long long)g.save_start_ns);
+	return 0;
+}
+
+static int cmd_save_status(struct out *o) {
+	int saving = atomic_load(&g.saving);
+	pthread_mutex_lock(&g.mu);
+	outf(o,
+	     "{\"saving\":%s,\"pending\":%llu,\"copied\":%llu,\"inUse\":%u,\"startNs\":%llu,"
+	     "\"endNs\":%llu,\"endClass\":%u}",
+	     saving ? "true" : "false", (unsigned long long)g.npending,
+	     (unsigned long long)g.save_copied, stage_used(), (unsigned long long)g.save_start_ns,
+	     (unsigned long long)(saving ? 0 : g.save_end_ns), saving ? 0 : g.save_end_class);
+	pthread_mutex_unlock(&g.mu);
+	return 0;
+}
+
+/* Adds to m the pages right after each run of r: for a run of n pages, the next
+ * ceil(n * factor) pages (a sweep that wrote the run goes on past its end). */
+static void add_fronts(uint64_t *m, const uint64_t *r, double factor) {
+	for (size_t p = bnext(r, 0, g.npages); p < g.npages;) {
+		size_t e = bnext_clear(r, p, g.npages);
+		size_t ahead = (size_t)((double)(e - p) * factor + 0.999);
+		size_t stop = e + ahead < g.npages ? e + ahead : g.npages;
+		for (size_t q = e; q < stop; q++) bs(m, q);
+		p = bnext(r, e, g.npages);
+	}
+}
+
+/* The whole pause in one call: end the interval (or arm on the first
+ * checkpoint), choose what is copied now and what is protected for the saver,
+ * copy, protect. Request: u32 flags (CP_*), u32 front (extrapolation factor ×
+ * 1000), u32 fallback (‰ of the save set: when the predicted part reaches it,
+ * copy everything). The copied set is published in the "copied" file. */
+static int cmd_checkpoint(const uint8_t *in, size_t n, struct out *o, char *msg, size_t msgcap) {
+	if (n < 12) FAIL(EINVAL, "checkpoint: short request");
+	uint32_t flags, front, fallback;
+	memcpy(&flags, in, 4);
+	memcpy(&front, in + 4, 4);
+	memcpy(&fallback, in + 8, 4);
+	uint32_t kinds = flags & (CP_COPY_ALL | CP_PROTECT_ALL | CP_PREDICT);
+	if (kinds != CP_COPY_ALL && kinds != CP_PROTECT_ALL && kinds != CP_PREDICT)
+		FAIL(EINVAL, "checkpoint: exactly one of copy-all, protect-all, predict (flags 0x%x)", flags);
+	if (atomic_load(&g.saving)) FAIL(EBUSY, "checkpoint: the saver of the previous checkpoint is still running");
+	join_saver();
+	uint64_t *set = (flags & (CP_PREDICT | CP_ADD_SET)) ? set_copy() : NULL;
+	uint64_t *save = calloc(g.words, 8), *copy = calloc(g.words, 8), *prot = calloc(g.words, 8);
+	if (!save || !copy || !prot || ((flags & (CP_PREDICT | CP_ADD_SET)) && !set)) {
+		free(set), free(save), free(copy), free(prot);
+		FAIL(ENOMEM, "checkpoint: out of memory");
+	}
+	uint64_t t0 = now_ns();
+	pthread_mutex_lock(&g.mu);
+	if (g.npending) {
+		pthread_mutex_unlock(&g.mu);
+		free(set), free(save), free(copy), free(prot);
+		FAIL(EBUSY, "%llu pages of the previous COW phase are not saved yet",
+		     (unsigned long long)g.npending);
+	}
+	int armed_now = !g.armed, rc;
+	struct harvest_out h = {0};
+	rc = armed_now ? arm_locked() : harvest_locked(&h);
+	if (rc) {
+		int e = errno;
+		pthread_mutex_unlock(&g.mu);
+		free(set), free(save), free(copy), free(prot);
+		FAIL(e, "checkpoint: %s: %s", armed_now ? "arm" : "harvest", strerror(e));
+	}
+	uint64_t t1 = now_ns();
+	if ((flags & CP_FULL) || armed_now) {
+		memset(save, 0xff, g.words * 8);
+		if (g.npages % 64) save[g.words - 1] = (1ull << (g.npages % 64)) - 1;
+	} else {
+		if (flags & CP_DIRTY_ONLY) memcpy(save, g.f_dirty, g.bm_bytes); /* D, as just published */
+		else memcpy(save, g.acc, g.words * 8);
+	}
+	if (flags & CP_ADD_SET)
+		for (size_t i = 0; i < g.words; i++) save[i] |= set[i];
+	size_t nsave = bcount(save, g.words), npredicted = 0, nwindow = 0;
+	int fell_back = 0;
+	if (flags & CP_COPY_ALL) {
+		memcpy(copy, save, g.words * 8);
+	} else if (flags & CP_PROTECT_ALL) {
+		memcpy(prot, save, g.words * 8);
+	} else {
+		/* P = the caller's history-based set ∪ the pre-pause window ∪ its fronts. */
+		uint64_t *pred = set;
+		if (h.marked) {
+			nwindow = h.recent;
+			for (size_t i = 0; i < g.words; i++) pred[i] |= g.recent[i];
+			if (front) add_fronts(pred, g.recent, front / 1000.0);
+		}
+		for (size_t i = 0; i < g.words; i++) copy[i] = save[i] & pred[i];
+		npredicted = bcount(copy, g.words);
+		if (nsave && (uint64_t)npredicted * 1000 >= (uint64_t)fallback * nsave) {
+			memcpy(copy, save, g.words * 8);
+			fell_back = 1;
+		}
+		for (size_t i = 0; i < g.words; i++) prot[i] = save[i] & ~copy[i];
+	}
+	uint64_t t2 = now_ns();
+	struct copy_out c = {0};
+	copy_locked(copy, 0, &c);
+	uint64_t t3 = now_ns();
+	timer_add(&g.t_copy, t3 - t2);
+	size_t nprot = 0;
+	if (!c.remaining) {
+		rc = protect_locked(prot, &nprot);
+		if (!rc) timer_add(&g.t_protect, now_ns() - t3);
+	}
+	int e = errno;
+	uint64_t t4 = now_ns();
+	memcpy(g.f_copied, copy, g.bm_bytes);
+	pthread_mutex_unlock(&g.mu);
+	free(set), free(save), free(copy), free(prot);
+	if (c.map_back_errno) LOG("checkpoint: map back: %s\n", strerror(c.map_back_errno));
+	if (c.remaining)
+		FAIL(ENOSPC, "checkpoint: staging full: %zu of %zu pages not copied (attach with more slots)",
+		     c.remaining, c.remaining + c.copied);
+	if (rc) FAIL(e, "checkpoint: protect: %s", strerror(e));
+	outf(o, "{\"armed\":%s,", armed_now ? "true" : "false");
+	if (!armed_now) {
+		out_harvest(o, &h);
+		outf(o, ",");
+	}
+	outf(o,
+	     "\"toSave\":%zu,\"predicted\":%zu,\"window\":%zu,\"fellBack\":%s,\"copied\":%zu,"
+	     "\"protected\":%zu,\"harvestNs\":%llu,\"planNs\":%llu,\"copyNs\":%llu,"
+	     "\"protectNs\":%llu,\"ns\":%llu}",
+	     nsave, npredicted, nwindow, fell_back ? "true" : "false", c.copied, nprot,
+	     (unsigned long long)(t1 - t0), (unsigned long long)(t2 - t1), (unsigned long long)(t3 - t2),
+	     (unsigned long long)(t4 - t3), (unsigned long long)(t4 - t0));
 	return 0;
 }
 
@@ -1026,7 +1385,8 @@ static int cmd_stats(struct out *o) {
 	out_timer(o, "peek", &g.t_peek);
 	out_timer(o, "protect", &g.t_protect);
 	out_timer(o, "copy", &g.t_copy);
-	outf(o, "\"minorFaultsUnprotected\":%llu}", (unsigned long long)g.minor_plain);
+	outf(o, "\"cowFaultsOnRead\":%llu,\"minorFaultsUnprotected\":%llu}", (unsigned long long)g.cow_reads,
+	     (unsigned long long)g.minor_plain);
 	pthread_mutex_unlock(&g.mu);
 	return 0;
 }
@@ -1042,7 +1402,9 @@ static int cmd_mode(const uint8_t *in, size_t n, struct out *o, char *msg, size_
 		if ((avail & want) != want)
 			FAIL(ENOTSUP, "kernel userfaultfd lacks features 0x%llx for %s mode",
 			     (unsigned long long)(want & ~avail), mode ? "async" : "sync");
-		if (g.npending) FAIL(EBUSY, "COW pages pending; finish saving before switching");
+		if (g.npending || atomic_load(&g.saving))
+			FAIL(EBUSY, "COW pages pending; finish saving before switching");
+		join_saver();
 		pthread_mutex_lock(&g.mu);
 		int rc = fold_current();
 		/* An async-mode peek log would be reported again by sync faults. */
@@ -1050,6 +1412,7 @@ static int cmd_mode(const uint8_t *in, size_t n, struct out *o, char *msg, size_
 		memset(g.dirty, 0, g.words * 8);
 		g.norder = 0;
 		g.peeks = 0;
+		g.marked = 0;
 		pthread_mutex_unlock(&g.mu);
 		if (rc) FAIL(errno, "mode: scan before switch: %s", strerror(errno));
 		stop_handler();
@@ -1093,6 +1456,10 @@ static int dispatch(uint16_t op, const uint8_t *in, size_t n, struct out *o, cha
 	case OP_RELEASE: return cmd_release(in, n, 0, o, msg, msgcap);
 	case OP_RELEASE_SET: return cmd_release(in, n, 1, o, msg, msgcap);
 	case OP_STATS: return cmd_stats(o);
+	case OP_MARK: return cmd_mark(o, msg, msgcap);
+	case OP_CHECKPOINT: return cmd_checkpoint(in, n, o, msg, msgcap);
+	case OP_SAVE: return cmd_save(in, n, o, msg, msgcap);
+	case OP_SAVE_STATUS: return cmd_save_status(o);
 	case OP_DETACH:
 		detach_all();
 		outf(o, "{\"detached\":true}");
@@ -1284,7 +1651,8 @@ __attribute__((constructor)) static void vpc_dirty_log_init(void) {
 __attribute__((destructor)) static void vpc_dirty_log_fini(void) {
 	if (!g.sock[0]) return;
 	unlink(g.sock);
-	const char *paths[] = {g.path_dirty, g.path_acc, g.path_set, g.path_order, g.path_stage};
-	for (size_t i = 0; i < 5; i++)
+	const char *paths[] = {g.path_dirty, g.path_acc,    g.path_set,   g.path_order,
+			       g.path_stage, g.path_recent, g.path_copied};
+	for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++)
 		if (paths[i][0]) unlink(paths[i]);
 }

@@ -4,6 +4,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { PageSet } from "@vpc/pageset";
 import { AgentError, DirtyLogError, InterruptedError, StateError } from "./errors.js";
 import {
+  type CheckpointRequest,
   COPY_ONLY_PROTECTED,
   decodeReply,
   encodeFrame,
@@ -41,7 +42,15 @@ export interface AttachInfo {
   /** userfaultfd features in use, and all the kernel offers (bit masks). */
   features: number;
   availableFeatures: number;
-  files: { dirty: string; accumulated: string; set: string; order: string; staging: string };
+  files: {
+    dirty: string;
+    accumulated: string;
+    set: string;
+    order: string;
+    staging: string;
+    recent: string;
+    copied: string;
+  };
 }
 
 /** First writes of one interval, in the order the agent observed them. */
@@ -65,6 +74,61 @@ export interface HarvestResult {
   endNs: bigint;
   /** Time the agent spent (ns). */
   ns: number;
+}
+
+/** The reply of `checkpoint()`: the pause's whole agent work. Times in ns (agent clock). */
+export interface CheckpointReply {
+  /** true when this call armed tracking (the first checkpoint): no interval was harvested. */
+  armed: boolean;
+  /** |D|, |accumulated|, first-write records and |R| of the harvested interval (0 when `armed`). */
+  dirty: number;
+  accumulated: number;
+  orders: number;
+  /** |R|: pages written since `mark()` (the whole interval when it was not marked). */
+  recent: number;
+  marked: boolean;
+  exact: boolean;
+  startNs: bigint;
+  endNs: bigint;
+  /** Pages the checkpoint saves, the predicted part of them, and |R| as used by the prediction. */
+  toSave: number;
+  predicted: number;
+  window: number;
+  /** The predicted part reached the fallback fraction, so everything was copied. */
+  fellBack: boolean;
+  copied: number;
+  protected: number;
+  harvestNs: number;
+  planNs: number;
+  copyNs: number;
+  protectNs: number;
+  ns: number;
+}
+
+/** The sets of the last `checkpoint()`, read from the shared files (after `cont`, off the pause). */
+export interface CheckpointSets {
+  dirty: PageSet;
+  accumulated: PageSet;
+  /** R: written since the mark (the pre-pause window). */
+  recent: PageSet;
+  /** The pages copied in the pause. */
+  copied: PageSet;
+  order: FirstWrites;
+}
+
+export interface SaveStatus {
+  saving: boolean;
+  /** Pages still protected for COW. */
+  pending: number;
+  /** Pages the saver has copied so far. */
+  copied: number;
+  /** Staging slots in use. */
+  inUse: number;
+  startNs: bigint;
+  /** When the saver finished (0 while it runs). */
+  endNs: bigint;
+  /** Async mode: the order class of the peek taken when the saver finished (pages written during the save). */
+  endClass: number;
 }
 
 export interface PeekResult {
@@ -115,6 +179,8 @@ export interface AgentStats {
   peek: TimerStats;
   protect: TimerStats;
   copy: TimerStats;
+  /** COW faults raised by a read (async mode): the page was saved, but not because it was written. */
+  cowFaultsOnRead: number;
   minorFaultsUnprotected: number;
 }
 
@@ -130,6 +196,8 @@ interface Files {
   set: FileHandle;
   order: FileHandle;
   staging: FileHandle;
+  recent: FileHandle;
+  copied: FileHandle;
   stagingHeader: StagingHeader;
 }
 
@@ -261,6 +329,8 @@ export class DirtyLogClient {
       f.set.close(),
       f.order.close(),
       f.staging.close(),
+      f.recent.close(),
+      f.copied.close(),
     ]);
   }
 
@@ -345,16 +415,27 @@ export class DirtyLogClient {
       requestBody.attach(options.mode ?? "sync", options.stagingSlots ?? 4096, options.memPath),
     )) as unknown as AttachInfo;
     try {
-      const [dirty, accumulated, set, order, staging] = await Promise.all([
+      const [dirty, accumulated, set, order, staging, recent, copied] = await Promise.all([
         open(info.files.dirty, "r"),
         open(info.files.accumulated, "r"),
         open(info.files.set, "r+"),
         open(info.files.order, "r"),
         open(info.files.staging, "r"),
+        open(info.files.recent, "r"),
+        open(info.files.copied, "r"),
       ]);
       const hdr = new Uint8Array(48);
       await staging.read(hdr, 0, 48, 0);
-      this.#files = { dirty, accumulated, set, order, staging, stagingHeader: decodeStagingHeader(hdr) };
+      this.#files = {
+        dirty,
+        accumulated,
+        set,
+        order,
+        staging,
+        recent,
+        copied,
+        stagingHeader: decodeStagingHeader(hdr),
+      };
     } catch (cause) {
       await this.#closeFiles();
       await this.#call("detach").catch(() => undefined);
@@ -377,15 +458,8 @@ export class DirtyLogClient {
     return { startNs: BigInt(r.startNs as number), ns: r.ns as number };
   }
 
-  /** VM paused: ends the interval, returns its dirty set and first-write order, starts the next. */
-  async harvest(): Promise<HarvestResult> {
-    const r = await this.#call("harvest");
-    const f = this.#needFiles("harvest");
-    const [dirty, accumulated] = await Promise.all([
-      this.#readBitmap(f.dirty, "harvest", f.info.files.dirty),
-      this.#readBitmap(f.accumulated, "harvest", f.info.files.accumulated),
-    ]);
-    const n = r.orders as number;
+  async #readOrder(n: number, op: string): Promise<FirstWrites> {
+    const f = this.#needFiles(op);
     const raw = alignedBytes(n * 16);
     if (n) await f.order.read(raw, 0, n * 16, 0);
     const v = new DataView(raw.buffer);
@@ -399,6 +473,18 @@ export class DirtyLogClient {
       order.classes[i] = v.getUint32(i * 16 + 4, true);
       order.timesNs[i] = v.getBigInt64(i * 16 + 8, true);
     }
+    return order;
+  }
+
+  /** VM paused: ends the interval, returns its dirty set and first-write order, starts the next. */
+  async harvest(): Promise<HarvestResult> {
+    const r = await this.#call("harvest");
+    const f = this.#needFiles("harvest");
+    const [dirty, accumulated, order] = await Promise.all([
+      this.#readBitmap(f.dirty, "harvest", f.info.files.dirty),
+      this.#readBitmap(f.accumulated, "harvest", f.info.files.accumulated),
+      this.#readOrder(r.orders as number, "harvest"),
+    ]);
     return {
       dirty,
       accumulated,
@@ -407,6 +493,101 @@ export class DirtyLogClient {
       startNs: BigInt(r.startNs as number),
       endNs: BigInt(r.endNs as number),
       ns: r.ns as number,
+    };
+  }
+
+  /**
+   * Starts the pre-pause window: pages written so far are kept for the interval's D, and the next
+   * harvest (or `checkpoint`) reports as R only what is written from now on.
+   */
+  async mark(): Promise<{ written: number; atNs: bigint; ns: number }> {
+    const r = await this.#call("mark");
+    return { written: r.written as number, atNs: BigInt(r.atNs as number), ns: r.ns as number };
+  }
+
+  /**
+   * VM paused: the whole pause in one call — ends the interval (or arms tracking, the first time),
+   * then copies and protects the save set as `request.plan` says. `predicted` (plan "predict") is
+   * P from the history; the agent adds the pre-pause window and its fronts. `addSet` pages come
+   * from `predicted`'s place too. Read the sets afterwards with `checkpointSets()`.
+   */
+  async checkpoint(request: CheckpointRequest, set?: PageSet): Promise<CheckpointReply> {
+    if ((request.plan === "predict" || request.addSet) && !set) {
+      throw new DirtyLogError("IO", `checkpoint: plan ${request.plan} needs a page set`, {
+        op: "checkpoint",
+      });
+    }
+    const r = await this.#call(
+      "checkpoint",
+      requestBody.checkpoint(request),
+      set ? () => this.#writeSet(set, "checkpoint") : undefined,
+    );
+    return {
+      armed: r.armed as boolean,
+      dirty: (r.dirty as number | undefined) ?? 0,
+      accumulated: (r.accumulated as number | undefined) ?? 0,
+      orders: (r.orders as number | undefined) ?? 0,
+      recent: (r.recent as number | undefined) ?? 0,
+      marked: (r.marked as boolean | undefined) ?? false,
+      exact: (r.exact as boolean | undefined) ?? this.#info?.mode === "sync",
+      startNs: BigInt((r.startNs as number | undefined) ?? 0),
+      endNs: BigInt((r.endNs as number | undefined) ?? 0),
+      toSave: r.toSave as number,
+      predicted: r.predicted as number,
+      window: r.window as number,
+      fellBack: r.fellBack as boolean,
+      copied: r.copied as number,
+      protected: r.protected as number,
+      harvestNs: r.harvestNs as number,
+      planNs: r.planNs as number,
+      copyNs: r.copyNs as number,
+      protectNs: r.protectNs as number,
+      ns: r.ns as number,
+    };
+  }
+
+  /** The sets the last `checkpoint()` published (valid until the next harvest or checkpoint). */
+  async checkpointSets(reply: CheckpointReply): Promise<CheckpointSets> {
+    const f = this.#needFiles("checkpointSets");
+    const files = f.info.files;
+    const [dirty, accumulated, recent, copied, order] = await Promise.all([
+      this.#readBitmap(f.dirty, "checkpointSets", files.dirty),
+      this.#readBitmap(f.accumulated, "checkpointSets", files.accumulated),
+      this.#readBitmap(f.recent, "checkpointSets", files.recent),
+      this.#readBitmap(f.copied, "checkpointSets", files.copied),
+      this.#readOrder(reply.orders, "checkpointSets"),
+    ]);
+    return { dirty, accumulated, recent, copied, order };
+  }
+
+  /**
+   * After `cont`: starts the agent's saver thread, which copies every page still protected into
+   * staging (the pages of `first` before the others) and maps it back. Drain staging meanwhile;
+   * `saveStatus()` says when it is done. Its end-of-save peek (async mode: the pages written during
+   * the save, as an order class) comes no earlier than `minWindowMs` after the start.
+   */
+  async startSave(
+    first?: PageSet,
+    options: { minWindowMs?: number } = {},
+  ): Promise<{ pending: number; startNs: bigint }> {
+    const r = await this.#call(
+      "save",
+      requestBody.save(first !== undefined, options.minWindowMs ?? 0),
+      first ? () => this.#writeSet(first, "save") : undefined,
+    );
+    return { pending: r.pending as number, startNs: BigInt(r.startNs as number) };
+  }
+
+  async saveStatus(): Promise<SaveStatus> {
+    const r = await this.#call("saveStatus");
+    return {
+      saving: r.saving as boolean,
+      pending: r.pending as number,
+      copied: r.copied as number,
+      inUse: r.inUse as number,
+      startNs: BigInt(r.startNs as number),
+      endNs: BigInt(r.endNs as number),
+      endClass: r.endClass as number,
     };
   }
 

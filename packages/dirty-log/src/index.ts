@@ -2,6 +2,8 @@ export {
   type AgentStats,
   type AttachInfo,
   type AttachOptions,
+  type CheckpointReply,
+  type CheckpointSets,
   type ConnectionState,
   type ConnectOptions,
   type CopyResult,
@@ -10,6 +12,7 @@ export {
   type FirstWrites,
   type HarvestResult,
   type PeekResult,
+  type SaveStatus,
   type TimerStats,
 } from "./client.js";
 export {
@@ -30,6 +33,8 @@ export {
   harnessPath,
 } from "./paths.js";
 export {
+  type CheckpointPlan,
+  type CheckpointRequest,
   COPY_ONLY_PROTECTED,
   decodeReply,
   encodeFrame,

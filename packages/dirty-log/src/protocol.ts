@@ -26,6 +26,10 @@ export const Op = {
   releaseSet: 10,
   stats: 11,
   detach: 12,
+  mark: 13,
+  checkpoint: 14,
+  save: 15,
+  saveStatus: 16,
 } as const;
 export type OpName = keyof typeof Op;
 
@@ -37,6 +41,33 @@ export const MAX_FRAME_BYTES = 16 << 20;
 export const FLAG_ERROR = 1;
 /** `copy` argument bit 0: copy only pages still protected for COW (the saver's path). */
 export const COPY_ONLY_PROTECTED = 1;
+
+/**
+ * What the pause does with the save set (the accumulated set, or every page): copy it all
+ * (stop-copy, precopy), protect it all for the saver (cow), or copy the predicted part and
+ * protect the rest (vpc).
+ */
+export type CheckpointPlan = "copy-all" | "protect-all" | "predict";
+const PLAN_FLAG: Record<CheckpointPlan, number> = { "copy-all": 2, "protect-all": 4, predict: 8 };
+const CP_FULL = 1;
+const CP_ADD_SET = 16;
+const CP_DIRTY_ONLY = 32;
+/** `save` argument bit 0: the set file names pages to save before the others. */
+const SAVE_FIRST = 1;
+
+export interface CheckpointRequest {
+  readonly plan: CheckpointPlan;
+  /** Save every page of guest RAM (a full epoch), not only the accumulated set. */
+  readonly full?: boolean;
+  /** Also save the pages of the set file (precopy's pages still owed by its live rounds). */
+  readonly addSet?: boolean;
+  /** Save the harvested interval's D instead of the accumulated set (precopy: its live rounds saved the rest). */
+  readonly dirtyOnly?: boolean;
+  /** predict: pages after each run of the pre-pause window added to P, as a multiple of the run's length. */
+  readonly front?: number;
+  /** predict: when the predicted part of the save set reaches this fraction, copy all of it. */
+  readonly fallback?: number;
+}
 
 export type TrackingMode = "sync" | "async";
 const MODE_CODE: Record<TrackingMode, number> = { sync: 0, async: 1 };
@@ -127,6 +158,22 @@ export const requestBody = {
   /** u32 slot index, repeated. */
   release(slots: Iterable<number>): Uint8Array {
     return u32s(...slots);
+  },
+  /** u32 flags, u32 front × 1000, u32 fallback × 1000 (> 1000: never). P travels in the set file. */
+  checkpoint(r: CheckpointRequest): Uint8Array {
+    const flags =
+      PLAN_FLAG[r.plan] |
+      (r.full ? CP_FULL : 0) |
+      (r.addSet ? CP_ADD_SET : 0) |
+      (r.dirtyOnly ? CP_DIRTY_ONLY : 0);
+    const front = Math.round(Math.max(0, r.front ?? 0) * 1000);
+    const fallback =
+      r.fallback === undefined ? 1001 : Math.round(Math.min(1.001, Math.max(0, r.fallback)) * 1000);
+    return u32s(flags, front, fallback);
+  },
+  /** u32 flags (bit 0: the set file holds the pages to save first), u32 shortest save window (µs). */
+  save(first: boolean, minWindowMs: number): Uint8Array {
+    return u32s(first ? SAVE_FIRST : 0, Math.round(Math.max(0, minWindowMs) * 1000));
   },
 };
 

@@ -17,7 +17,9 @@ export interface StagingHeader {
   pageCount: number;
 }
 
-export type SlotSource = "cow" | "copy";
+/** "cow": saved by a COW fault on a write; "cow-read": on a read (async MINOR faults fire on reads too). */
+export type SlotSource = "cow" | "cow-read" | "copy";
+const SOURCES: Record<number, SlotSource> = { 1: "cow", 2: "copy", 3: "cow-read" };
 
 /** A filled staging slot: the old content of `page` is at dataOffset + slot × pageSize. */
 export interface StagedSlot {
@@ -55,11 +57,11 @@ export function decodeSlotTable(bytes: Uint8Array, slotCount: number): StagedSlo
   for (let s = 0; s < slotCount; s++) {
     const at = s * SLOT_ENTRY_BYTES;
     if (v.getUint32(at + 8, true) !== 1) continue;
-    out.push({
-      slot: s,
-      page: Number(v.getBigUint64(at, true)),
-      source: v.getUint32(at + 12, true) === 1 ? "cow" : "copy",
-    });
+    const code = v.getUint32(at + 12, true);
+    const source = SOURCES[code];
+    if (source === undefined)
+      throw new ProtocolError(`slot table: slot ${s} has unknown source ${code}`, bytes);
+    out.push({ slot: s, page: Number(v.getBigUint64(at, true)), source });
   }
   return out;
 }

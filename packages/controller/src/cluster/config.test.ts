@@ -107,7 +107,7 @@ describe("cluster config", () => {
 
   it("combines engine and predictor strategy", () => {
     expect(validateClusterConfig({ ...base, engine: "vpc", strategy: "last" }).engine).toBe("vpc(last)");
-    expect(validateClusterConfig({ ...base, engine: "cow:batch=64" }).engine).toBe("cow:batch=64");
+    expect(validateClusterConfig({ ...base, engine: "vpc:window=10" }).engine).toBe("vpc:window=10");
   });
 
   it("names the first bad field", () => {

@@ -2,15 +2,20 @@
  * The engines that run on the dirty-log agent: stop-copy, cow, vpc and precopy (ARCHITECTURE.md §4).
  * One class; the engine kind only decides which pages are copied in the pause, which are
  * write-protected for the saver, and whether live rounds come first. See docs/engines.md.
+ *
+ * The pause is two things at once: one agent call (harvest → copy → protect, `checkpoint`) and
+ * QEMU's device-state migration into memory. Everything else — the prediction, the pre-pause
+ * window, reading the sets, scoring, the saver, storing — happens before `stop` or after `cont`.
  */
-import { type FileHandle, open, readFile, rm } from "node:fs/promises";
-import { join } from "node:path";
+
+import { type FileHandle, open } from "node:fs/promises";
+import { setTimeout as sleep } from "node:timers/promises";
 import {
   type AgentStats,
+  type CheckpointReply,
+  type CheckpointRequest,
   type DirtyLogClient,
   decodeStagingHeader,
-  type HarvestResult,
-  harvestToTraceRecord,
   type StagingHeader,
 } from "@vpc/dirty-log";
 import { PageSet } from "@vpc/pageset";
@@ -19,6 +24,7 @@ import type { EpochWriter } from "@vpc/storage";
 import { CheckpointError } from "../errors.js";
 import { encodeEnvelope } from "./envelope.js";
 import { EngineCheckpointError } from "./errors.js";
+import { type SaveWindow, scorePrediction, writtenDuringSave } from "./prediction.js";
 import { type EngineSpec, formatEngineSpec } from "./spec.js";
 import type {
   CheckpointEngine,
@@ -36,9 +42,21 @@ const ms = (ns: bigint | number): number => Number(ns) / 1e6;
 
 interface SaveCounts {
   cow: number;
+  cowOnRead: number;
   copy: number;
   peakSlots: number;
+  /** Protected pages saved by a COW fault on a write (W's faulted part). */
   faulted: PageSet;
+}
+
+/** What the next checkpoint needs of this one to score its prediction and learn. */
+interface LastCheckpoint {
+  readonly epoch: number;
+  /** P ∩ D: pages copied in the pause (vpc); empty for cow. */
+  readonly copied: PageSet;
+  readonly faulted: PageSet;
+  /** The save window, when a saver ran after `cont` (cow, vpc). */
+  readonly save: SaveWindow | undefined;
 }
 
 export class AgentEngine implements CheckpointEngine {
@@ -51,7 +69,7 @@ export class AgentEngine implements CheckpointEngine {
   #history: PageHistory | undefined;
   #taken = 0;
   #lastStats: AgentStats | undefined;
-  #lastPrediction: { epoch: number; p: PageSet; faulted: PageSet; saveEndNs: bigint } | undefined;
+  #last: LastCheckpoint | undefined;
   #staging: { path: string; fh: FileHandle; header: StagingHeader } | undefined;
 
   constructor(ctx: EngineContext, spec: EngineSpec) {
@@ -81,8 +99,8 @@ export class AgentEngine implements CheckpointEngine {
     const startedAt = new Date().toISOString();
     let stage = "begin";
     let writer: EpochWriter | undefined;
-    let protectedSet: PageSet | undefined;
     let paused = false;
+    let protectedPages = 0;
     let committed = false;
     try {
       writer = await store.beginEpoch(vm.name, epoch, {
@@ -91,38 +109,56 @@ export class AgentEngine implements CheckpointEngine {
         full,
       });
       await this.#openStaging();
+      await vm.prepareDeviceState();
       stage = "stats";
       const s0 = await agent.stats();
-      const counts: SaveCounts = { cow: 0, copy: 0, peakSlots: 0, faulted: new PageSet(pageCount) };
+      const counts: SaveCounts = {
+        cow: 0,
+        cowOnRead: 0,
+        copy: 0,
+        peakSlots: 0,
+        faulted: new PageSet(pageCount),
+      };
 
       // precopy: live rounds of harvest + copy while the guest runs.
       let liveRounds = 0;
       let pagesCopiedLive = 0;
-      let carried: PageSet | undefined;
-      let armed = s0.armed;
+      let request: CheckpointRequest;
+      let requestSet: PageSet | undefined;
       const tStart = now();
       if (this.name === "precopy") {
         stage = "live";
-        if (!armed) {
-          await agent.arm();
-          armed = true;
-        }
+        if (!s0.armed) await agent.arm();
         let set = full ? new PageSet(pageCount).fill() : (await agent.harvest()).accumulated;
         for (;;) {
-          pagesCopiedLive += await this.#copyInBatches(
-            set,
-            writer,
-            counts,
-            false,
-            this.#params.batch ?? 2048,
-          );
+          pagesCopiedLive += await this.#copyLive(set, writer, counts, this.#params.batch ?? 2048);
           liveRounds++;
           set = (await agent.harvest()).dirty;
           if (liveRounds >= (this.#params.rounds ?? 4) || set.count() < (this.#params.threshold ?? 512))
             break;
         }
-        carried = set;
+        // The last round's dirty set was harvested but not copied: the pause owes it too.
+        request = { plan: "copy-all", dirtyOnly: true, addSet: true };
+        requestSet = set;
         counts.copy = 0;
+      } else if (this.name === "stop-copy") {
+        request = { plan: "copy-all", full };
+      } else if (this.name === "cow") {
+        request = { plan: "protect-all", full };
+      } else {
+        stage = "predict";
+        request = {
+          plan: "predict",
+          full,
+          front: (this.#params.front ?? 0) / 100,
+          fallback: (this.#params.fallback ?? 101) / 100,
+        };
+        requestSet = this.#predictBase(pageCount);
+        const windowMs = this.#params.window ?? 0;
+        if (!full && windowMs > 0) {
+          await agent.mark();
+          await sleep(windowMs);
+        }
       }
 
       stage = "pause";
@@ -130,53 +166,22 @@ export class AgentEngine implements CheckpointEngine {
       await vm.pause();
       paused = true;
       const tStopped = now();
-      stage = "harvest";
-      let harvest: HarvestResult | undefined;
-      if (armed) harvest = await agent.harvest();
-      else await agent.arm();
-      const tHarvested = now();
-      const prediction = harvest && this.#lastPrediction ? this.#score(harvest) : null;
-      this.#lastPrediction = undefined;
-
-      let toSave: PageSet;
-      if (this.name === "precopy") toSave = harvest ? harvest.dirty.or(carried!) : carried!;
-      else if (full || !harvest) toSave = new PageSet(pageCount).fill();
-      else toSave = harvest.accumulated;
-      const pagesDirty = full ? pageCount : (harvest?.accumulated.count() ?? pageCount);
-
-      let copySet: PageSet | undefined;
-      let protectSet: PageSet | undefined;
-      if (this.name === "stop-copy" || this.name === "precopy") copySet = toSave;
-      else if (this.name === "cow") protectSet = toSave;
-      else {
-        // vpc: copy D ∩ P now, protect D ∖ P.
-        this.#history ??= new PageHistory(pageCount, Math.max(1, this.#strategy!.depth));
-        if (harvest && !full) {
-          this.#history.push({ dirty: harvest.dirty, order: harvestToTraceRecord(epoch, harvest).order });
-          copySet = this.#strategy!.predict(this.#history).and(toSave);
-        }
-        protectSet = copySet ? toSave.andNot(copySet) : toSave;
-      }
-
-      stage = "copy";
-      const pagesCopiedInPause = copySet?.count() ?? 0;
-      if (copySet && pagesCopiedInPause > 0) {
-        const r = await agent.copy(copySet);
-        if (r.remaining > 0)
-          throw new Error(`staging full: ${r.remaining} pages not copied (attach with more slots)`);
-      }
-      const tCopied = now();
-      stage = "protect";
-      const pagesProtected = protectSet?.count() ?? 0;
-      if (protectSet && pagesProtected > 0) {
-        await agent.protect(protectSet);
-        protectedSet = protectSet;
-      }
-      const tProtected = now();
+      stage = "checkpoint";
+      // Device state and the agent's work run side by side; x-ignore-shared keeps QEMU off guest RAM.
+      let tAgent = tStopped;
+      let tDevice = tStopped;
+      const deviceState = vm.captureDeviceState().then((stream) => {
+        tDevice = now();
+        return stream;
+      });
+      deviceState.catch(() => undefined);
+      const reply: CheckpointReply = await agent.checkpoint(request, requestSet).then((r) => {
+        tAgent = now();
+        return r;
+      });
+      protectedPages = reply.protected;
       stage = "device-state";
-      const dsPath = join(vm.runDir, `engine-devstate-${epoch}`);
-      await vm.saveDeviceState(dsPath);
-      const tSaved = now();
+      const stream = await deviceState;
       if (this.#ctx.onPaused) await this.#ctx.onPaused(epoch);
       stage = "resume";
       const tCont0 = now();
@@ -185,17 +190,23 @@ export class AgentEngine implements CheckpointEngine {
       const tCont = now();
 
       stage = "save";
-      // Pages copied in the pause (and COW copies made meanwhile) are waiting in staging.
-      await this.#drainAll(writer, counts);
-      const inPauseDrained = counts.copy;
-      if (protectedSet)
-        await this.#copyInBatches(protectedSet, writer, counts, true, this.#params.batch ?? 2048);
-      const stream = await readFile(dsPath);
-      await rm(dsPath, { force: true });
+      const sets = this.name === "stop-copy" ? undefined : await agent.checkpointSets(reply);
+      const prediction = this.#learn(sets, reply);
+      let save: (SaveWindow & { startNs: bigint }) | undefined;
+      if (this.name === "cow" || this.name === "vpc") {
+        // The saver also runs with nothing protected: its end-of-save peek is what the next
+        // checkpoint learns from and scores against.
+        await agent.startSave(this.name === "vpc" ? this.#saveFirst(pageCount) : undefined, {
+          minWindowMs: this.#params.window ?? 0,
+        });
+        save = await this.#drainWhileSaving(writer, counts);
+      } else {
+        await this.#drainAll(writer, counts);
+      }
+      const inPauseDrained = reply.copied;
       writer.setDeviceState(
         encodeEnvelope({ ramIncluded: false, meta: { engine: this.spec, vm: vm.config }, stream }),
       );
-      const tSaveEnd = now();
       stage = "commit";
       const commit = await writer.commit();
       if (this.#ctx.commitGlobal ?? true) await store.commitGlobal(epoch, [vm.name]);
@@ -204,17 +215,13 @@ export class AgentEngine implements CheckpointEngine {
       stage = "confirm";
       // Only now is the data durable: the agent may forget these pages.
       await agent.confirm();
-      protectedSet = undefined;
+      protectedPages = 0;
       const s1 = await agent.stats();
       this.#taken++;
-      if (this.name === "cow" || this.name === "vpc") {
-        this.#lastPrediction = {
-          epoch,
-          p: copySet ?? new PageSet(pageCount),
-          faulted: counts.faulted,
-          saveEndNs: tSaveEnd,
-        };
-      }
+      this.#last =
+        this.name === "cow" || this.name === "vpc"
+          ? { epoch, copied: sets?.copied ?? new PageSet(pageCount), faulted: counts.faulted, save }
+          : undefined;
       const prev = this.#lastStats;
       this.#lastStats = s1;
       const trackingStallNs = s1.trackingFaults.totalNs - s0.trackingFaults.totalNs;
@@ -223,6 +230,7 @@ export class AgentEngine implements CheckpointEngine {
       const pauseMs = ms(tCont - tStop);
       const stallMs = ms(trackingStallNs + cowStallNs);
       const peakStagingBytes = counts.peakSlots * info.pageSize;
+      const pagesToSave = reply.toSave;
       return {
         ok: true,
         vmId: vm.name,
@@ -238,12 +246,19 @@ export class AgentEngine implements CheckpointEngine {
         intervalTrackingStallMs: prev ? ms(s0.trackingFaults.totalNs - prev.trackingFaults.totalNs) : null,
         trackingFaults: s1.trackingFaults.count - s0.trackingFaults.count,
         cowFaults: s1.cowFaults.count - s0.cowFaults.count,
-        pagesDirty,
-        pagesToSave: toSave.count(),
-        pagesCopiedInPause,
-        pagesProtected,
-        pagesCowCopied: counts.cow,
+        cowFaultsOnRead: s1.cowFaultsOnRead - s0.cowFaultsOnRead,
+        pagesDirty: reply.armed ? pageCount : reply.dirty,
+        pagesToSave,
+        pagesPredicted: this.name === "vpc" ? reply.predicted : null,
+        pagesInWindow: this.name === "vpc" ? reply.window : null,
+        fellBack: this.name === "vpc" ? reply.fellBack : null,
+        pagesCopiedInPause: reply.copied,
+        pagesProtected: reply.protected,
+        pagesCowCopied: counts.cow + counts.cowOnRead,
         pagesSavedAfterResume: counts.copy - inPauseDrained,
+        copyNsPerPage: reply.copied > 0 ? reply.copyNs / reply.copied : null,
+        protectNsPerPage: reply.protected > 0 ? reply.protectNs / reply.protected : null,
+        saveMs: save ? ms(save.endNs - save.startNs) : null,
         liveRounds,
         pagesCopiedLive,
         peakStagingBytes,
@@ -253,33 +268,81 @@ export class AgentEngine implements CheckpointEngine {
         deviceStateBytes: stream.length,
         steps: {
           stopMs: ms(tStopped - tStop),
-          harvestMs: ms(tHarvested - tStopped),
-          copyMs: ms(tCopied - tHarvested),
-          protectMs: ms(tProtected - tCopied),
-          deviceStateMs: ms(tSaved - tProtected),
+          agentMs: ms(tAgent - tStopped),
+          harvestMs: reply.harvestNs / 1e6,
+          planMs: reply.planNs / 1e6,
+          copyMs: reply.copyNs / 1e6,
+          protectMs: reply.protectNs / 1e6,
+          deviceStateMs: ms(tDevice - tStopped),
           contMs: ms(tCont - tCont0),
         },
         prediction,
         startedAt,
       };
     } catch (cause) {
-      await this.#recover(paused, protectedSet);
+      await this.#recover(paused, protectedPages > 0);
       await writer?.abort().catch(() => undefined);
       throw new EngineCheckpointError(this.spec, epoch, stage, cause, { vmId: vm.name, committed });
     }
   }
 
+  /**
+   * vpc, before `stop`: P from the history (the agent adds the pre-pause window). Empty on the
+   * full epoch and before anything was learnt.
+   */
+  #predictBase(pageCount: number): PageSet {
+    if (!this.#history || this.#history.length === 0) return new PageSet(pageCount);
+    return this.#strategy!.predict(this.#history);
+  }
+
+  /** vpc: the saver takes first the pages written early in any interval the history holds. */
+  #saveFirst(pageCount: number): PageSet | undefined {
+    const h = this.#history;
+    if (!h || h.length === 0) return undefined;
+    const out = new PageSet(pageCount);
+    for (let age = 0; age < h.length; age++) out.orInPlace(h.dirty(age));
+    return out;
+  }
+
+  /**
+   * After `cont`: scores the previous checkpoint's prediction against this interval's writes
+   * during the save, and feeds the history (cow keeps scoring too: its P is empty, its W the faults).
+   */
+  #learn(
+    sets: Awaited<ReturnType<DirtyLogClient["checkpointSets"]>> | undefined,
+    reply: CheckpointReply,
+  ): PredictionMetrics | null {
+    const last = this.#last;
+    this.#last = undefined;
+    if (!sets || reply.armed) return null;
+    const pageCount = sets.dirty.pageCount;
+    const early = last?.save ? writtenDuringSave(pageCount, sets.order, reply.exact, last.save) : undefined;
+    if (this.name === "vpc") {
+      this.#history ??= new PageHistory(pageCount, Math.max(1, this.#strategy!.depth));
+      if ((this.#params.learn ?? 1) === 0) {
+        this.#history.push({ dirty: sets.dirty, order: { kind: "none" } });
+      } else if (early) {
+        this.#history.push({ dirty: early, order: { kind: "none" } });
+      }
+    }
+    return last && early ? scorePrediction(last.epoch, last.copied, last.faulted, early) : null;
+  }
   /** After a failure: the guest runs again, nothing stays protected, staging is empty. Best effort. */
-  async #recover(paused: boolean, protectedSet: PageSet | undefined): Promise<void> {
+  async #recover(paused: boolean, anyProtected: boolean): Promise<void> {
     const { vm } = this.#ctx;
     if (paused && vm.state === "paused") await vm.resume().catch(() => undefined);
     if (this.#agent.state !== "open" || !this.#agent.attachment) return;
     try {
       const all = new PageSet(this.#agent.attachment.pageCount).fill();
+      // A saver still running finishes on its own; wait for it so the next checkpoint may start.
+      for (let i = 0; i < 2000 && (await this.#agent.saveStatus()).saving; i++) {
+        await this.#agent.releaseSet(all);
+        await sleep(1);
+      }
       // Copying a protected page maps it back; the pages stay in the accumulated set (not
       // confirmed), so the next checkpoint saves them again.
-      for (let i = 0; protectedSet && i < 64; i++) {
-        const r = await this.#agent.copy(protectedSet, { onlyProtected: true });
+      for (let i = 0; anyProtected && i < 64; i++) {
+        const r = await this.#agent.copy(all, { onlyProtected: true });
         await this.#agent.releaseSet(all);
         if (r.pending === 0) break;
       }
@@ -287,35 +350,6 @@ export class AgentEngine implements CheckpointEngine {
     } catch {
       // The agent is gone or broken; the next checkpoint reports it.
     }
-  }
-
-  /** Prediction of the previous checkpoint, scored against the interval just harvested. */
-  #score(h: HarvestResult): PredictionMetrics {
-    const lp = this.#lastPrediction!;
-    let hits = 0;
-    if (h.exact) {
-      const seen = new PageSet(lp.p.pageCount);
-      for (let i = 0; i < h.order.pages.length; i++) {
-        const page = h.order.pages[i]!;
-        if (h.order.timesNs[i]! <= lp.saveEndNs && lp.p.has(page) && !seen.has(page)) {
-          seen.add(page);
-          hits++;
-        }
-      }
-    } else {
-      hits = lp.p.intersectionCount(h.dirty);
-    }
-    const predicted = lp.p.count();
-    const written = lp.faulted.count() + hits;
-    return {
-      epoch: lp.epoch,
-      predicted,
-      hits,
-      written,
-      precision: predicted > 0 ? hits / predicted : null,
-      recall: written > 0 ? hits / written : null,
-      approximate: !h.exact,
-    };
   }
 
   async #openStaging(): Promise<void> {
@@ -328,24 +362,14 @@ export class AgentEngine implements CheckpointEngine {
     this.#staging = { path, fh, header: decodeStagingHeader(head) };
   }
 
-  /**
-   * Copies `set` through staging into the writer, `batch` pages per agent call. With
-   * `onlyProtected` (the COW saver) pages the fault handler already saved are skipped, and the
-   * loop ends only when nothing of `set` is protected any more. Returns pages copied.
-   */
-  async #copyInBatches(
-    set: PageSet,
-    writer: EpochWriter,
-    counts: SaveCounts,
-    onlyProtected: boolean,
-    batch: number,
-  ): Promise<number> {
+  /** precopy's live rounds: copies `set` through staging into the writer, `batch` pages per agent call. */
+  async #copyLive(set: PageSet, writer: EpochWriter, counts: SaveCounts, batch: number): Promise<number> {
     let copied = 0;
     const chunk = new PageSet(set.pageCount);
     let inChunk = 0;
     const flush = async (): Promise<void> => {
       if (inChunk === 0) return;
-      const r = await this.#agent.copy(chunk, { onlyProtected });
+      const r = await this.#agent.copy(chunk);
       copied += r.copied;
       await this.#drainAll(writer, counts);
       chunk.clear();
@@ -361,19 +385,28 @@ export class AgentEngine implements CheckpointEngine {
       }
     }
     await flush();
-    if (onlyProtected) {
-      for (;;) {
-        const r = await this.#agent.copy(set, { onlyProtected: true });
-        copied += r.copied;
-        await this.#drainAll(writer, counts);
-        if (r.pending === 0 && r.copied === 0) break;
-      }
-    }
     return copied;
   }
 
-  /** Moves every staged page into the writer and frees its slot. */
-  async #drainAll(writer: EpochWriter, counts: SaveCounts): Promise<void> {
+  /**
+   * Drains staging into the writer while the agent's saver runs, until it has finished and
+   * staging is empty. Returns the save window the agent reported.
+   */
+  async #drainWhileSaving(
+    writer: EpochWriter,
+    counts: SaveCounts,
+  ): Promise<SaveWindow & { startNs: bigint }> {
+    for (;;) {
+      const drained = await this.#drainAll(writer, counts);
+      const st = await this.#agent.saveStatus();
+      if (!st.saving && st.inUse === 0)
+        return { startNs: st.startNs, endNs: st.endNs, endClass: st.endClass };
+      if (drained === 0) await sleep(1);
+    }
+  }
+
+  /** Moves every staged page into the writer and frees its slot; returns the pages moved. */
+  async #drainAll(writer: EpochWriter, counts: SaveCounts): Promise<number> {
     const st = this.#staging!;
     const ps = st.header.pageSize;
     const slots = (await this.#agent.stagedSlots()).sort((a, b) => a.slot - b.slot);
@@ -393,10 +426,12 @@ export class AgentEngine implements CheckpointEngine {
         if (s.source === "cow") {
           counts.cow++;
           counts.faulted.add(s.page);
-        } else counts.copy++;
+        } else if (s.source === "cow-read") counts.cowOnRead++;
+        else counts.copy++;
       });
       await writer.writePages(pages, data);
       await this.#agent.release(part.map((s) => s.slot));
     }
+    return slots.length;
   }
 }

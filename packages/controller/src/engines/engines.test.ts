@@ -7,11 +7,16 @@ import type { CheckpointRecord } from "./types.js";
 
 describe("parseEngineSpec", () => {
   it("parses names, strategies and parameters with defaults", () => {
-    expect(parseEngineSpec("cow")).toEqual({ name: "cow", strategy: undefined, params: { batch: 2048 } });
-    expect(parseEngineSpec("vpc").strategy).toBe("k-of-n:k=2,n=4");
-    const v = parseEngineSpec("vpc(early-writers:windowMs=100):batch=64");
-    expect(v).toEqual({ name: "vpc", strategy: "early-writers:windowMs=100", params: { batch: 64 } });
-    expect(formatEngineSpec(v)).toBe("vpc(early-writers:windowMs=100):batch=64");
+    expect(parseEngineSpec("cow")).toEqual({ name: "cow", strategy: undefined, params: {} });
+    expect(parseEngineSpec("vpc").strategy).toBe("k-of-n:k=1,n=2");
+    expect(parseEngineSpec("vpc").params).toEqual({ window: 20, front: 0, fallback: 90, learn: 1 });
+    const v = parseEngineSpec("vpc(early-writers:windowMs=100):window=5,learn=0");
+    expect(v).toEqual({
+      name: "vpc",
+      strategy: "early-writers:windowMs=100",
+      params: { window: 5, front: 0, fallback: 90, learn: 0 },
+    });
+    expect(formatEngineSpec(v)).toBe("vpc(early-writers:windowMs=100):window=5,front=0,fallback=90,learn=0");
     expect(parseEngineSpec("precopy:rounds=2").params).toEqual({ rounds: 2, threshold: 512, batch: 2048 });
   });
   it("rejects unknown engines, parameters and misplaced strategies", () => {
@@ -21,7 +26,10 @@ describe("parseEngineSpec", () => {
       "cow:rounds=1",
       "precopy:rounds=-1",
       "precopy:rounds",
-      "vpc:batch=0",
+      "precopy:batch=0",
+      "vpc:batch=1",
+      "vpc:learn=2",
+      "vpc:fallback=150",
     ]) {
       expect(() => parseEngineSpec(bad), bad).toThrow(/engine/);
     }

@@ -12,13 +12,20 @@ export interface EngineSpec {
   readonly params: Readonly<Record<string, number>>;
 }
 
-export const DEFAULT_VPC_STRATEGY = "k-of-n:k=2,n=4";
+/** P from the pages written early (during the save) in the last two intervals. */
+export const DEFAULT_VPC_STRATEGY = "k-of-n:k=1,n=2";
 
 /** Parameters each engine accepts, with defaults. */
 export const ENGINE_PARAMS: Readonly<Record<EngineName, Readonly<Record<string, number>>>> = {
   "stop-copy": {},
-  cow: { batch: 2048 },
-  vpc: { batch: 2048 },
+  cow: {},
+  // window: ms of the pre-pause window whose writes join P (0: none), and the shortest save
+  //   window the early-write peek covers;
+  // front: % of a window run's length extrapolated past its end (sweeps move on; 0: none);
+  // fallback: copy the whole save set once P covers this % of it (101: never);
+  // learn: 1 = the strategy learns from the pages written during the save (the faults to avoid),
+  //   0 = from whole dirty sets (the baseline predictor).
+  vpc: { window: 20, front: 0, fallback: 90, learn: 1 },
   // Live rounds stop after `rounds` or once a round's dirty set is below `threshold` pages.
   precopy: { rounds: 4, threshold: 512, batch: 2048 },
   "qemu-snapshot": {},
@@ -45,6 +52,8 @@ export function parseEngineSpec(spec: string): EngineSpec {
     params[k] = n;
   }
   if (params.batch !== undefined && params.batch < 1) return fail("batch must be ≥ 1");
+  if (params.learn !== undefined && params.learn > 1) return fail("learn must be 0 or 1");
+  if (params.fallback !== undefined && params.fallback > 101) return fail("fallback must be ≤ 101 (%)");
   const strategy = name === "vpc" ? (m[2] ?? DEFAULT_VPC_STRATEGY) : undefined;
   return { name, strategy, params };
 }

@@ -35,7 +35,7 @@ export interface PredictionMetrics {
   readonly written: number;
   readonly precision: number | null;
   readonly recall: number | null;
-  /** true when the first-write times were not known (async tracking) and hits = P ∩ next D, an upper bound. */
+  /** true when hits is only an upper bound (first-write times unknown); the agent engines measure W exactly. */
   readonly approximate: boolean;
 }
 
@@ -62,14 +62,26 @@ export interface CheckpointMetrics {
   readonly intervalTrackingStallMs: number | null;
   readonly trackingFaults: number | null;
   readonly cowFaults: number | null;
+  /** COW faults raised by a read (async mode): the vCPU stalled, but no write was mispredicted. */
+  readonly cowFaultsOnRead?: number | null;
   /** |D(e)| (the full epoch: every page). */
   readonly pagesDirty: number;
   /** Pages this checkpoint had to save (D plus pages of failed earlier checkpoints). */
   readonly pagesToSave: number;
+  /** vpc: |P ∩ save set| (before any fallback), |R| (pages of the pre-pause window), and whether P
+   * covered enough of the save set that everything was copied. */
+  readonly pagesPredicted?: number | null;
+  readonly pagesInWindow?: number | null;
+  readonly fellBack?: boolean | null;
   readonly pagesCopiedInPause: number;
   readonly pagesProtected: number;
   readonly pagesCowCopied: number;
   readonly pagesSavedAfterResume: number;
+  /** Agent time per page copied into staging, and per page protected, inside the pause (ns). */
+  readonly copyNsPerPage?: number | null;
+  readonly protectNsPerPage?: number | null;
+  /** cow/vpc: the agent's saver, start to end (ms, including its shortest early-write window). */
+  readonly saveMs?: number | null;
   /** precopy: live rounds run and pages copied in them. */
   readonly liveRounds: number;
   readonly pagesCopiedLive: number;
@@ -82,15 +94,13 @@ export interface CheckpointMetrics {
   /** Bytes of the stored part (all its files). */
   readonly checkpointBytes: number;
   readonly deviceStateBytes: number;
-  /** Step times inside the pause. */
-  readonly steps: {
-    readonly stopMs: number;
-    readonly harvestMs: number;
-    readonly copyMs: number;
-    readonly protectMs: number;
-    readonly deviceStateMs: number;
-    readonly contMs: number;
-  };
+  /**
+   * Step times inside the pause (ms), by name. Agent engines: stopMs (QMP stop), agentMs (the one
+   * agent call, from stop acknowledged) made of harvestMs + planMs + copyMs + protectMs (the agent's
+   * own clock), deviceStateMs (migration into memory, from stop acknowledged, side by side with the
+   * agent call), contMs (QMP cont). QEMU's engines report their own steps.
+   */
+  readonly steps: Readonly<Record<string, number>>;
   /** Prediction of the previous checkpoint, now that its next interval was harvested (cow/vpc). */
   readonly prediction: PredictionMetrics | null;
   readonly startedAt: string;
