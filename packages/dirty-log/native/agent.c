@@ -1085,24 +1085,31 @@ static int cmd_copy(const uint8_t *in, size_t n, struct out *o, char *msg, size_
  * batches under g.mu, and maps them back write-protected. When it is done, an
  * async-mode peek records which pages the guest wrote during the save (the
  * early-write class the predictor learns from). */
+/* Saves the pending pages of one bitmap word (masked). g.mu is taken per page, so a
+ * COW fault waits for at most one page copy, never for a whole batch. */
 static size_t saver_word(size_t w, uint64_t mask) {
 	size_t staged = 0, runs_lo[64], runs_n[64], nruns = 0;
-	pthread_mutex_lock(&g.mu);
-	uint64_t bits = g.pending[w] & mask;
+	uint64_t bits = __atomic_load_n(&g.pending[w], __ATOMIC_RELAXED) & mask;
 	while (bits && !atomic_load(&g.stopping)) {
 		size_t p = w * 64 + (size_t)__builtin_ctzll(bits);
 		bits &= bits - 1;
+		pthread_mutex_lock(&g.mu);
 		if (!g.nfree) {
 			atomic_store(&g.waiting_space, 1);
 			while (!g.nfree && bt(g.pending, p) && !atomic_load(&g.stopping))
 				pthread_cond_wait(&g.space, &g.mu);
 			atomic_store(&g.waiting_space, 0);
 		}
-		/* While it waited, a COW fault may have saved p. */
-		if (!bt(g.pending, p) || !g.nfree) continue;
-		stage_fill(g.free_stack[--g.nfree], p, SRC_COPY);
-		bc(g.pending, p);
-		g.npending--;
+		/* A COW fault may have saved p meanwhile. */
+		int take = bt(g.pending, p) && g.nfree;
+		if (take) {
+			stage_fill(g.free_stack[--g.nfree], p, SRC_COPY);
+			bc(g.pending, p);
+			g.npending--;
+			g.save_copied++;
+		}
+		pthread_mutex_unlock(&g.mu);
+		if (!take) continue;
 		staged++;
 		if (nruns && runs_lo[nruns - 1] + runs_n[nruns - 1] == p) {
 			runs_n[nruns - 1]++;
@@ -1111,8 +1118,6 @@ static size_t saver_word(size_t w, uint64_t mask) {
 			runs_n[nruns++] = 1;
 		}
 	}
-	g.save_copied += staged;
-	pthread_mutex_unlock(&g.mu);
 	for (size_t i = 0; g.mode == MODE_ASYNC && i < nruns; i++)
 		if (continue_run(runs_lo[i], runs_n[i], 1)) LOG("saver: map back: %s\n", strerror(errno));
 	return staged;
@@ -1200,6 +1205,13 @@ static int cmd_save_status(struct out *o) {
 	return 0;
 }
 
+static size_t count_runs(const uint64_t *m) {
+	size_t runs = 0;
+	for (size_t p = bnext(m, 0, g.npages); p < g.npages; p = bnext(m, bnext_clear(m, p, g.npages), g.npages))
+		runs++;
+	return runs;
+}
+
 /* Adds to m the pages right after each run of r: for a run of n pages, the next
  * ceil(n * factor) pages (a sweep that wrote the run goes on past its end). */
 static void add_fronts(uint64_t *m, const uint64_t *r, double factor) {
@@ -1283,18 +1295,33 @@ static int cmd_checkpoint(const uint8_t *in, size_t n, struct out *o, char *msg,
 		}
 		for (size_t i = 0; i < g.words; i++) prot[i] = save[i] & ~copy[i];
 	}
-	uint64_t t2 = now_ns();
+	uint64_t t2 = now_ns(), copy_ns, protect_ns;
 	struct copy_out c = {0};
-	copy_locked(copy, 0, &c);
-	uint64_t t3 = now_ns();
-	timer_add(&g.t_copy, t3 - t2);
 	size_t nprot = 0;
-	if (!c.remaining) {
-		rc = protect_locked(prot, &nprot);
-		if (!rc) timer_add(&g.t_protect, now_ns() - t3);
+	/* Zapping costs per call (a TLB shootdown) far more than per page, and a prediction
+	 * punches holes into the save set's runs. When the protected part has many more runs
+	 * than the whole save set (async mode), zap the whole set in its few runs and map the
+	 * predicted pages back as they are copied (UFFDIO_CONTINUE needs no shootdown). */
+	if (g.mode == MODE_ASYNC && count_runs(save) * 2 < count_runs(prot)) {
+		rc = protect_locked(save, &nprot);
+		uint64_t t3 = now_ns();
+		/* Predicted pages that do not fit in staging stay protected: the saver takes them. */
+		if (!rc) copy_locked(copy, 0, &c);
+		nprot -= c.copied;
+		c.remaining = 0;
+		protect_ns = t3 - t2;
+		copy_ns = now_ns() - t3;
+	} else {
+		copy_locked(copy, 0, &c);
+		uint64_t t3 = now_ns();
+		if (!c.remaining) rc = protect_locked(prot, &nprot);
+		copy_ns = t3 - t2;
+		protect_ns = now_ns() - t3;
 	}
-	int e = errno;
+	timer_add(&g.t_copy, copy_ns);
+	if (!rc) timer_add(&g.t_protect, protect_ns);
 	uint64_t t4 = now_ns();
+	int e = errno;
 	memcpy(g.f_copied, copy, g.bm_bytes);
 	pthread_mutex_unlock(&g.mu);
 	free(set), free(save), free(copy), free(prot);
@@ -1313,8 +1340,8 @@ static int cmd_checkpoint(const uint8_t *in, size_t n, struct out *o, char *msg,
 	     "\"protected\":%zu,\"harvestNs\":%llu,\"planNs\":%llu,\"copyNs\":%llu,"
 	     "\"protectNs\":%llu,\"ns\":%llu}",
 	     nsave, npredicted, nwindow, fell_back ? "true" : "false", c.copied, nprot,
-	     (unsigned long long)(t1 - t0), (unsigned long long)(t2 - t1), (unsigned long long)(t3 - t2),
-	     (unsigned long long)(t4 - t3), (unsigned long long)(t4 - t0));
+	     (unsigned long long)(t1 - t0), (unsigned long long)(t2 - t1), (unsigned long long)copy_ns,
+	     (unsigned long long)protect_ns, (unsigned long long)(t4 - t0));
 	return 0;
 }
 

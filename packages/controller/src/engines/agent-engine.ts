@@ -14,6 +14,7 @@ import {
   type AgentStats,
   type CheckpointReply,
   type CheckpointRequest,
+  type CheckpointSets,
   type DirtyLogClient,
   decodeStagingHeader,
   type StagingHeader,
@@ -45,8 +46,9 @@ interface SaveCounts {
   cowOnRead: number;
   copy: number;
   peakSlots: number;
-  /** Protected pages saved by a COW fault on a write (W's faulted part). */
+  /** Protected pages saved by a COW fault on a write (W's faulted part), and on a read. */
   faulted: PageSet;
+  faultedOnRead: PageSet;
 }
 
 /** What the next checkpoint needs of this one to score its prediction and learn. */
@@ -55,6 +57,7 @@ interface LastCheckpoint {
   /** P ∩ D: pages copied in the pause (vpc); empty for cow. */
   readonly copied: PageSet;
   readonly faulted: PageSet;
+  readonly faultedOnRead: PageSet;
   /** The save window, when a saver ran after `cont` (cow, vpc). */
   readonly save: SaveWindow | undefined;
 }
@@ -118,6 +121,7 @@ export class AgentEngine implements CheckpointEngine {
         copy: 0,
         peakSlots: 0,
         faulted: new PageSet(pageCount),
+        faultedOnRead: new PageSet(pageCount),
       };
 
       // precopy: live rounds of harvest + copy while the guest runs.
@@ -220,7 +224,13 @@ export class AgentEngine implements CheckpointEngine {
       this.#taken++;
       this.#last =
         this.name === "cow" || this.name === "vpc"
-          ? { epoch, copied: sets?.copied ?? new PageSet(pageCount), faulted: counts.faulted, save }
+          ? {
+              epoch,
+              copied: sets?.copied ?? new PageSet(pageCount),
+              faulted: counts.faulted,
+              faultedOnRead: counts.faultedOnRead,
+              save,
+            }
           : undefined;
       const prev = this.#lastStats;
       this.#lastStats = s1;
@@ -295,7 +305,7 @@ export class AgentEngine implements CheckpointEngine {
     return this.#strategy!.predict(this.#history);
   }
 
-  /** vpc: the saver takes first the pages written early in any interval the history holds. */
+  /** vpc: the saver takes first the pages the history says fault (those P left out). */
   #saveFirst(pageCount: number): PageSet | undefined {
     const h = this.#history;
     if (!h || h.length === 0) return undefined;
@@ -305,13 +315,12 @@ export class AgentEngine implements CheckpointEngine {
   }
 
   /**
-   * After `cont`: scores the previous checkpoint's prediction against this interval's writes
-   * during the save, and feeds the history (cow keeps scoring too: its P is empty, its W the faults).
+   * After `cont`: scores the previous checkpoint's prediction against the writes made during its
+   * save (now harvested), and feeds the history: with learn=1 the pages that faulted or would have
+   * (W, plus pages whose read faulted: copying them avoids that stall too), with learn=0 whole dirty
+   * sets (the baseline). cow is scored too: its P is empty, its W the faults.
    */
-  #learn(
-    sets: Awaited<ReturnType<DirtyLogClient["checkpointSets"]>> | undefined,
-    reply: CheckpointReply,
-  ): PredictionMetrics | null {
+  #learn(sets: CheckpointSets | undefined, reply: CheckpointReply): PredictionMetrics | null {
     const last = this.#last;
     this.#last = undefined;
     if (!sets || reply.armed) return null;
@@ -321,12 +330,14 @@ export class AgentEngine implements CheckpointEngine {
       this.#history ??= new PageHistory(pageCount, Math.max(1, this.#strategy!.depth));
       if ((this.#params.learn ?? 1) === 0) {
         this.#history.push({ dirty: sets.dirty, order: { kind: "none" } });
-      } else if (early) {
-        this.#history.push({ dirty: early, order: { kind: "none" } });
+      } else if (last && early) {
+        const faults = last.copied.and(early).orInPlace(last.faulted).orInPlace(last.faultedOnRead);
+        this.#history.push({ dirty: faults, order: { kind: "none" } });
       }
     }
     return last && early ? scorePrediction(last.epoch, last.copied, last.faulted, early) : null;
   }
+
   /** After a failure: the guest runs again, nothing stays protected, staging is empty. Best effort. */
   async #recover(paused: boolean, anyProtected: boolean): Promise<void> {
     const { vm } = this.#ctx;
@@ -426,8 +437,10 @@ export class AgentEngine implements CheckpointEngine {
         if (s.source === "cow") {
           counts.cow++;
           counts.faulted.add(s.page);
-        } else if (s.source === "cow-read") counts.cowOnRead++;
-        else counts.copy++;
+        } else if (s.source === "cow-read") {
+          counts.cowOnRead++;
+          counts.faultedOnRead.add(s.page);
+        } else counts.copy++;
       });
       await writer.writePages(pages, data);
       await this.#agent.release(part.map((s) => s.slot));

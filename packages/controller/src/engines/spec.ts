@@ -12,20 +12,20 @@ export interface EngineSpec {
   readonly params: Readonly<Record<string, number>>;
 }
 
-/** P from the pages written early (during the save) in the last two intervals. */
+/** P = the pages that faulted (or would have) after either of the last two checkpoints. */
 export const DEFAULT_VPC_STRATEGY = "k-of-n:k=1,n=2";
 
 /** Parameters each engine accepts, with defaults. */
 export const ENGINE_PARAMS: Readonly<Record<EngineName, Readonly<Record<string, number>>>> = {
   "stop-copy": {},
   cow: {},
-  // window: ms of the pre-pause window whose writes join P (0: none), and the shortest save
-  //   window the early-write peek covers;
+  // window: ms of the pre-pause window whose writes join P (0: none; it costs a re-protect
+  //   scan while the guest runs), also the shortest save window the early-write peek covers;
   // front: % of a window run's length extrapolated past its end (sweeps move on; 0: none);
   // fallback: copy the whole save set once P covers this % of it (101: never);
-  // learn: 1 = the strategy learns from the pages written during the save (the faults to avoid),
-  //   0 = from whole dirty sets (the baseline predictor).
-  vpc: { window: 20, front: 0, fallback: 90, learn: 1 },
+  // learn: 1 = the strategy learns from the checkpoint-caused faults (W: pages that faulted, or
+  //   were copied and written before the save ended), 0 = from whole dirty sets (the baseline).
+  vpc: { window: 0, front: 0, fallback: 90, learn: 1 },
   // Live rounds stop after `rounds` or once a round's dirty set is below `threshold` pages.
   precopy: { rounds: 4, threshold: 512, batch: 2048 },
   "qemu-snapshot": {},

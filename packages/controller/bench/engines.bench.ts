@@ -1,0 +1,181 @@
+// Benchmark: the pause floor and the agent engines side by side, on one real TCG guest.
+//   npm run bench -w @vpc/controller -- bench/engines.bench.ts
+// 1. floor: QMP stop+cont, and stop + device state (into memory) + cont — the floor of any pause;
+// 2. every engine at near-zero dirty pages (the guest idles): its pause ÷ the floor;
+// 3. every engine while vpc-memcheck rewrites pages all over a large region (tens of thousands
+//    of pages per 1 s interval): pause, solo downtime, COW faults, per-step medians, per-page
+//    copy and protect costs, prediction precision/recall, and the ratios the issue targets.
+// Everything is measured in one run on the same VM. Environment: VPC_BENCH_ENGINES (default
+// "stop-copy cow vpc precopy"), VPC_BENCH_CHECKPOINTS (incremental checkpoints per engine and
+// phase, default 8), VPC_BENCH_MEMCHECK (vpc-memcheck arguments of the loaded phase),
+// VPC_BENCH_MEM_MIB (guest RAM, default 256), VPC_BENCH_MODE (async | sync).
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { TrackingMode } from "@vpc/dirty-log";
+import { CheckpointStore } from "@vpc/storage";
+import { expect, it } from "vitest";
+import {
+  type AgentVm,
+  type CheckpointMetrics,
+  createEngine,
+  startVmWithAgent,
+} from "../src/engines/index.js";
+
+const ENGINES = (process.env.VPC_BENCH_ENGINES ?? "stop-copy cow vpc precopy").split(/\s+/).filter(Boolean);
+const CHECKPOINTS = Number(process.env.VPC_BENCH_CHECKPOINTS ?? 8);
+const MEMCHECK = process.env.VPC_BENCH_MEMCHECK ?? "-m 96 -w 2048 -s 1000 -v 2000";
+const MEM_MIB = Number(process.env.VPC_BENCH_MEM_MIB ?? 256);
+const MODE = (process.env.VPC_BENCH_MODE ?? "async") as TrackingMode;
+const FLOOR_ROUNDS = 15;
+
+function median(xs: readonly number[]): number {
+  const s = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
+  if (s.length === 0) return Number.NaN;
+  const m = s.length / 2;
+  return s.length % 2 ? s[Math.floor(m)]! : (s[m - 1]! + s[m]!) / 2;
+}
+const r2 = (x: number): number => Math.round(x * 100) / 100;
+
+interface EngineRow {
+  engine: string;
+  checkpoints: number;
+  pagesDirty: number;
+  pauseMs: number;
+  soloDowntimeMs: number;
+  cowFaults: number;
+  cowFaultsOnRead: number;
+  pagesCopiedInPause: number;
+  pagesProtected: number;
+  copyNsPerPage: number;
+  protectNsPerPage: number;
+  saveMs: number;
+  memoryOverhead: number;
+  steps: Record<string, number>;
+  precision: number | null;
+  recall: number | null;
+}
+
+function summarize(engine: string, records: CheckpointMetrics[]): EngineRow {
+  const inc = records.filter((r) => !r.full);
+  const pick = (f: (r: CheckpointMetrics) => number | null | undefined): number =>
+    r2(median(inc.map((r) => f(r) ?? Number.NaN)));
+  const steps: Record<string, number> = {};
+  for (const key of Object.keys(inc[0]?.steps ?? {})) steps[key] = pick((r) => r.steps[key]);
+  const preds = inc.map((r) => r.prediction).filter((p) => p !== null);
+  const hits = preds.reduce((a, p) => a + p.hits, 0);
+  const predicted = preds.reduce((a, p) => a + p.predicted, 0);
+  const written = preds.reduce((a, p) => a + p.written, 0);
+  return {
+    engine,
+    checkpoints: inc.length,
+    pagesDirty: pick((r) => r.pagesDirty),
+    pauseMs: pick((r) => r.pauseMs),
+    soloDowntimeMs: pick((r) => r.soloDowntimeMs),
+    cowFaults: pick((r) => r.cowFaults),
+    cowFaultsOnRead: pick((r) => r.cowFaultsOnRead),
+    pagesCopiedInPause: pick((r) => r.pagesCopiedInPause),
+    pagesProtected: pick((r) => r.pagesProtected),
+    copyNsPerPage: pick((r) => r.copyNsPerPage),
+    protectNsPerPage: pick((r) => r.protectNsPerPage),
+    saveMs: pick((r) => r.saveMs),
+    memoryOverhead: r2(median(inc.map((r) => r.memoryOverhead)) * 100) / 100,
+    steps,
+    precision: predicted > 0 ? r2(hits / predicted) : null,
+    recall: written > 0 ? r2(hits / written) : null,
+  };
+}
+
+async function runEngine(
+  live: AgentVm,
+  work: string,
+  spec: string,
+  intervalMs: number,
+  checkpoints: number,
+): Promise<CheckpointMetrics[]> {
+  const store = await CheckpointStore.open(join(work, `store-${spec}-${intervalMs}`), {
+    create: true,
+    fsync: false,
+  });
+  const engine = createEngine(spec, { vm: live.vm, store, agent: live.agent });
+  const records: CheckpointMetrics[] = [];
+  try {
+    for (let e = 0; e <= checkpoints; e++) {
+      const t0 = performance.now();
+      records.push(await engine.checkpoint(e));
+      const left = intervalMs - (performance.now() - t0);
+      if (left > 0) await new Promise((r) => setTimeout(r, left));
+    }
+  } finally {
+    await engine.close();
+  }
+  return records;
+}
+
+it("pause floor and agent engines side by side", async () => {
+  const work = await mkdtemp(join(tmpdir(), "vpc-bench-engines-"));
+  let live: AgentVm | undefined;
+  try {
+    live = await startVmWithAgent({ name: "bench-engines", memMiB: MEM_MIB }, { mode: MODE });
+    const { vm } = live;
+    await vm.prepareDeviceState();
+
+    const stopCont: number[] = [];
+    const floor: number[] = [];
+    for (let i = 0; i < FLOOR_ROUNDS; i++) {
+      let t0 = performance.now();
+      await vm.pause();
+      await vm.resume();
+      stopCont.push(performance.now() - t0);
+      await new Promise((r) => setTimeout(r, 50));
+      t0 = performance.now();
+      await vm.pause();
+      await vm.captureDeviceState();
+      await vm.resume();
+      floor.push(performance.now() - t0);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const floorMs = r2(median(floor));
+
+    const idle: EngineRow[] = [];
+    for (const spec of ENGINES)
+      idle.push(summarize(spec, await runEngine(live, work, spec, 300, CHECKPOINTS)));
+
+    await vm.run(`vpc-memcheck ${MEMCHECK} >/dev/null 2>/run/memcheck.err </dev/null &`);
+    await new Promise((r) => setTimeout(r, 2000));
+    const loaded: EngineRow[] = [];
+    for (const spec of ENGINES)
+      loaded.push(summarize(spec, await runEngine(live, work, spec, 1000, CHECKPOINTS)));
+    const memcheck = await vm.run("cat /run/vpc-memcheck || cat /run/memcheck.err");
+
+    const byName = (rows: EngineRow[], name: string): EngineRow | undefined =>
+      rows.find((r) => r.engine.split(/[(:]/)[0] === name);
+    const ratio = (a: number | undefined, b: number | undefined): number | null =>
+      a !== undefined && b !== undefined && b > 0 ? r2(a / b) : null;
+    const report = {
+      date: new Date().toISOString(),
+      guestMiB: MEM_MIB,
+      mode: MODE,
+      memcheck: MEMCHECK,
+      memcheckStatus: memcheck.trim(),
+      floor: { stopContMs: r2(median(stopCont)), floorMs, rounds: FLOOR_ROUNDS },
+      idle: idle.map((r) => ({ ...r, pauseOverFloor: ratio(r.pauseMs, floorMs) })),
+      loaded,
+      ratios: {
+        vpcOverStopCopySolo: ratio(
+          byName(loaded, "vpc")?.soloDowntimeMs,
+          byName(loaded, "stop-copy")?.soloDowntimeMs,
+        ),
+        vpcOverCowSolo: ratio(byName(loaded, "vpc")?.soloDowntimeMs, byName(loaded, "cow")?.soloDowntimeMs),
+        stopCopyIdlePauseOverFloor: ratio(byName(idle, "stop-copy")?.pauseMs, floorMs),
+        vpcIdlePauseOverFloor: ratio(byName(idle, "vpc")?.pauseMs, floorMs),
+      },
+      load: (await import("node:os")).loadavg().map(r2),
+    };
+    console.log(JSON.stringify(report, null, 2));
+    expect(memcheck).toMatch(/failures=0 /);
+  } finally {
+    await live?.close();
+    await rm(work, { recursive: true, force: true });
+  }
+});
