@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { PageSet } from "@vpc/pageset";
 import { afterEach, describe, expect, it } from "vitest";
 import { Harness } from "./internal/harness.js";
-import type { TrackingMode } from "./protocol.js";
+import type { CheckpointPlan, TrackingMode } from "./protocol.js";
 
 const PAGES = 8192; // 32 MiB
 const PAGE = 4096;
@@ -73,3 +73,97 @@ describe.each<TrackingMode>(["sync", "async"])("COW checkpoints under a running 
     expect(st.staging.inUse).toBe(0);
   });
 });
+
+describe.each<TrackingMode>(["sync", "async"])(
+  "one-call checkpoints and the agent's saver (%s mode)",
+  (mode) => {
+    it.each<CheckpointPlan>(["copy-all", "protect-all", "predict"])(
+      "%s: every page of the save set is stored once, with its content at the pause",
+      {
+        timeout: 10_000 + CHECKPOINTS * 1000,
+      },
+      async (plan) => {
+        harness = await Harness.start(PAGES);
+        const h = harness;
+        const c = h.client;
+        await c.attach({ memPath: h.ramPath, mode, stagingSlots: PAGES });
+        await h.cmd("writer start 777");
+        // P: every third page, so the protected rest is fragmented (async: the agent then zaps whole runs).
+        const predicted = new PageSet(PAGES);
+        for (let p = 0; p < PAGES; p += 3) predicted.add(p);
+        for (let k = 0; k < CHECKPOINTS; k++) {
+          await new Promise((r) => setTimeout(r, 30));
+          await h.cmd("writer pause");
+          const refPath = join(h.dir.dir, `ref${k}`);
+          await h.cmd(`dump ${refPath}`);
+          const ref = await readFile(refPath);
+          await rm(refPath);
+          const reply = await c.checkpoint(
+            { plan, full: k === 0 },
+            plan === "predict" ? predicted : undefined,
+          );
+          expect(reply.armed).toBe(k === 0);
+          expect(reply.copied + reply.protected).toBe(reply.toSave);
+          const sets = await c.checkpointSets(reply);
+          const saveSet = k === 0 ? new PageSet(PAGES).fill() : sets.accumulated;
+          expect(saveSet.count()).toBe(reply.toSave);
+          if (plan === "copy-all") expect(sets.copied.equals(saveSet)).toBe(true);
+          if (plan === "protect-all") expect(reply.copied).toBe(0);
+          if (plan === "predict") expect(sets.copied.equals(saveSet.and(predicted))).toBe(true);
+          await h.cmd("writer resume");
+          await c.startSave(plan === "predict" ? saveSet.andNot(predicted) : undefined);
+          const saved = new PageSet(PAGES);
+          let mismatches = 0;
+          for (;;) {
+            const slots = await c.stagedSlots();
+            for (const s of slots) {
+              expect(saved.has(s.page)).toBe(false);
+              saved.add(s.page);
+              const bytes = await c.readSlot(s.slot);
+              if (Buffer.compare(bytes, ref.subarray(s.page * PAGE, (s.page + 1) * PAGE)) !== 0) mismatches++;
+            }
+            if (slots.length) await c.release(slots.map((s) => s.slot));
+            const st = await c.saveStatus();
+            if (!st.saving && st.inUse === 0 && slots.length === 0) {
+              expect(st.pending).toBe(0);
+              expect(st.endNs).toBeGreaterThanOrEqual(st.startNs);
+              break;
+            }
+          }
+          expect(mismatches).toBe(0);
+          expect(saved.equals(saveSet)).toBe(true);
+          await c.confirm();
+        }
+        await h.cmd("writer stop");
+        const st = await c.stats();
+        expect(st.pending).toBe(0);
+        expect(st.staging.inUse).toBe(0);
+      },
+    );
+
+    it("mark: R holds only what was written after it; a window adds R (and its fronts) to P", async () => {
+      harness = await Harness.start(PAGES);
+      const h = harness;
+      const c = h.client;
+      await c.attach({ memPath: h.ramPath, mode, stagingSlots: PAGES });
+      await c.checkpoint({ plan: "copy-all", full: true });
+      await c.stagedSlots().then((s) => c.release(s.map((x) => x.slot)));
+      await c.confirm();
+      await h.cmd("write 1 10-19,104-105");
+      await c.mark();
+      await h.cmd("write 2 100-103");
+      const reply = await c.checkpoint({ plan: "predict", front: 1, fallback: 2 }, new PageSet(PAGES));
+      expect(reply.marked).toBe(true);
+      const sets = await c.checkpointSets(reply);
+      expect([...sets.recent.toArray()]).toEqual([100, 101, 102, 103]);
+      const tens = Array.from({ length: 10 }, (_, i) => 10 + i);
+      expect([...sets.dirty.toArray()]).toEqual([...tens, 100, 101, 102, 103, 104, 105]);
+      // P = R ∪ the 4 pages after R's run (front 1 × its length); only pages to save are copied.
+      expect([...sets.copied.toArray()]).toEqual([100, 101, 102, 103, 104, 105]);
+      expect(reply.protected).toBe(10);
+      await c.startSave();
+      while ((await c.saveStatus()).saving) await new Promise((r) => setTimeout(r, 1));
+      await c.stagedSlots().then((s) => c.release(s.map((x) => x.slot)));
+    });
+  },
+);
