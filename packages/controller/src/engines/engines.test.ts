@@ -8,7 +8,7 @@ import type { CheckpointRecord } from "./types.js";
 describe("parseEngineSpec", () => {
   it("parses names, strategies and parameters with defaults", () => {
     expect(parseEngineSpec("cow")).toEqual({ name: "cow", strategy: undefined, params: {} });
-    expect(parseEngineSpec("vpc").strategy).toBe("k-of-n:k=1,n=2");
+    expect(parseEngineSpec("vpc").strategy).toBe("k-of-n:k=2,n=4");
     expect(parseEngineSpec("vpc").params).toEqual({ window: 0, front: 0, fallback: 90, learn: 1 });
     const v = parseEngineSpec("vpc(early-writers:windowMs=100):window=5,learn=0");
     expect(v).toEqual({

@@ -12,8 +12,8 @@ export interface EngineSpec {
   readonly params: Readonly<Record<string, number>>;
 }
 
-/** P = the pages that faulted (or would have) after either of the last two checkpoints. */
-export const DEFAULT_VPC_STRATEGY = "k-of-n:k=1,n=2";
+/** P = the pages that faulted (or would have) after at least two of the last four checkpoints. */
+export const DEFAULT_VPC_STRATEGY = "k-of-n:k=2,n=4";
 
 /** Parameters each engine accepts, with defaults. */
 export const ENGINE_PARAMS: Readonly<Record<EngineName, Readonly<Record<string, number>>>> = {
