@@ -80,7 +80,8 @@ describe.each<TrackingMode>(["sync", "async"])(
     it.each<CheckpointPlan>(["copy-all", "protect-all", "predict"])(
       "%s: every page of the save set is stored once, with its content at the pause",
       {
-        timeout: 10_000 + CHECKPOINTS * 1000,
+        // Generous: a full epoch reads 8192 slots one by one; a loaded machine must not time out.
+        timeout: 30_000 + CHECKPOINTS * 6000,
       },
       async (plan) => {
         harness = await Harness.start(PAGES);
