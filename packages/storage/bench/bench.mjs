@@ -78,12 +78,17 @@ async function benchFullEpoch(src, bytes) {
   }
 }
 
+/** `count` distinct random page numbers in random order. */
+function randomPages(guestPages, count) {
+  const chosen = new Set();
+  while (chosen.size < count) chosen.add(Math.floor(Math.random() * guestPages));
+  return Uint32Array.from(chosen);
+}
+
 async function benchScattered(data, guestBytes, count) {
   const guestPages = guestBytes / PS;
   // Distinct random pages in random order, written in batches as a dirty-log harvest would hand them.
-  const chosen = new Set();
-  while (chosen.size < count) chosen.add(Math.floor(Math.random() * guestPages));
-  const numbers = Uint32Array.from(chosen);
+  const numbers = randomPages(guestPages, count);
   const store = await newStore();
   const t0 = performance.now();
   const w = await store.beginEpoch("vm", 0, { guestRamBytes: guestBytes, full: true });
@@ -120,6 +125,45 @@ async function buildChain(store, data, guestBytes, increments, fraction) {
     await w.commit();
     await store.commitGlobal(e, ["vm"]);
   }
+}
+
+/** Writes `numbers` in batches of 4096 pages (the agent engine's drain size), data from `data` at `from`. */
+async function writeRound(w, numbers, data, from) {
+  const srcPages = data.length / PS;
+  for (let i = 0; i < numbers.length; i += 4096) {
+    const n = Math.min(4096, numbers.length - i);
+    const at = (from + i) % (srcPages - n);
+    await w.writePages(numbers.subarray(i, i + n), data.subarray(at * PS, (at + n) * PS));
+  }
+}
+
+/**
+ * precopy's live rounds: a full epoch copies every page, then the hot pages again in each further
+ * round; an increment copies the hot pages in every round. Each round writes other data, so the last
+ * copy is the one that counts. Returns the time from beginEpoch to a durable commit and its bytes.
+ */
+async function benchRewriteRounds(data, guestBytes, hotCount, rounds) {
+  const guestPages = guestBytes / PS;
+  // A dirty set comes in page order.
+  const hot = randomPages(guestPages, hotCount).sort();
+  const all = Uint32Array.from({ length: guestPages }, (_, p) => p);
+  const store = await newStore();
+  const out = {};
+  for (const [epoch, kind] of [
+    [0, "full"],
+    [1, "increment"],
+  ]) {
+    const t0 = performance.now();
+    const w = await store.beginEpoch("vm", epoch, { guestRamBytes: guestBytes, full: kind === "full" });
+    for (let r = 0; r < rounds; r++) {
+      await writeRound(w, r === 0 && kind === "full" ? all : hot, data, (epoch * rounds + r) * hotCount);
+    }
+    const c = await w.commit();
+    out[kind] = { ms: performance.now() - t0, bytes: c.bytes };
+    await store.commitGlobal(epoch, ["vm"]);
+  }
+  await dropStore(store);
+  return out;
 }
 
 const RESTORE_VARIANTS = [
@@ -195,6 +239,17 @@ async function main() {
   console.log(
     `write ${scatterPages} scattered 4 KiB pages of a 1 GiB guest (64 MiB): store ${fmt(sS)} (${rate(scatterBytes, sS)})  dd ${fmt(dS)} (${rate(scatterBytes, dS)})  store/dd throughput ${(dS / sS).toFixed(2)}`,
   );
+
+  const hotCount = 25000;
+  const roundsRuns = [];
+  for (let r = 0; r < REPS; r++) roundsRuns.push(await benchRewriteRounds(data, 256 * MiB, hotCount, 4));
+  for (const kind of ["full", "increment"]) {
+    const ms = median(roundsRuns.map((x) => x[kind].ms));
+    const mb = median(roundsRuns.map((x) => x[kind].bytes)) / 1e6;
+    console.log(
+      `precopy-style ${kind} epoch, 256 MiB guest, ${hotCount} hot pages rewritten in 4 rounds: ${fmt(ms)}, ${mb.toFixed(0)} MB stored`,
+    );
+  }
 
   for (const guestMiB of [256, 1024]) {
     const { times, chainLength, pageUs } = await benchRestore(data, guestMiB * MiB, 10, 0.05);
