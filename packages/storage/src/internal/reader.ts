@@ -9,6 +9,7 @@ import { Xxh64 } from "@node-rs/xxhash";
 import { uncompressSync } from "lz4-napi";
 import { StoreVersionError } from "../errors.js";
 import {
+  type BlockTable,
   CODEC_LZ4,
   CODEC_RAW,
   type Ctx,
@@ -105,13 +106,24 @@ export function readBlobPayload(part: Part, name: "devstate" | "chanlog"): Promi
   });
 }
 
+/** What reading blocks of a pages file needs from its index. */
+export type BlockLayout = Pick<PageIndex, "blocks" | "pageSize">;
+
 /** An open `pages` file whose length and header have been checked. */
 export class PagesFile {
   private constructor(
     readonly fh: FileHandle,
     readonly ctx: Ctx,
-    readonly ix: PageIndex,
+    readonly ix: BlockLayout,
   ) {}
+
+  /**
+   * A pages file this process is still writing (EpochWriter): no committed manifest to check it
+   * against yet, but the writer knows every block it wrote, and each block read is verified.
+   */
+  static ofWriter(fh: FileHandle, ctx: Ctx, layout: BlockLayout): PagesFile {
+    return new PagesFile(fh, ctx, layout);
+  }
 
   static async open(part: Part, ix: PageIndex): Promise<PagesFile> {
     const ctx = ctxOf(part, "pages");
@@ -413,10 +425,43 @@ export async function materialize(
   return { bytesRead, bytesWritten: target.bytesWritten };
 }
 
-function maxStoredBlock(ix: PageIndex): number {
+function maxStoredBlock(blocks: BlockTable): number {
   let max = 0;
-  for (const n of ix.blocks.storedBytes) max = Math.max(max, n);
+  for (const n of blocks.storedBytes) max = Math.max(max, n);
   return max;
+}
+
+/** One read of consecutive blocks: `pages[k]` holds the decoded pages of block `first + k`. */
+export interface BlockGroup {
+  first: number;
+  pages: Buffer[];
+  /** Stored bytes read from the file. */
+  bytesRead: number;
+}
+
+/**
+ * Reads the blocks `wanted` selects, in file order; consecutive wanted blocks share one read of up to
+ * 8 MiB. Each group is verified before it is yielded. The pages of raw blocks point into a buffer the
+ * next group reuses: consume a group before asking for the next.
+ */
+export async function* readBlockGroups(
+  pf: PagesFile,
+  wanted: (block: number) => boolean,
+): AsyncGenerator<BlockGroup> {
+  const bl = pf.ix.blocks;
+  const nb = bl.offset.length;
+  const buf = Buffer.allocUnsafe(Math.max(READ_BYTES, maxStoredBlock(bl)));
+  for (let b = 0; b < nb; b++) {
+    if (!wanted(b)) continue;
+    let last = b;
+    let len = bl.storedBytes[b]!;
+    while (last + 1 < nb && wanted(last + 1) && len + bl.storedBytes[last + 1]! <= buf.length) {
+      last++;
+      len += bl.storedBytes[last]!;
+    }
+    yield { first: b, pages: await pf.readBlocks(b, last, buf), bytesRead: len };
+    b = last;
+  }
 }
 
 async function copyNeededBlocks(
@@ -426,37 +471,26 @@ async function copyNeededBlocks(
   sink: PageTarget,
 ): Promise<number> {
   const bl = ix.blocks;
-  const nb = bl.offset.length;
   const ppb = ix.pagesPerBlock;
   const ps = ix.pageSize;
   const blockNeeded = (b: number): boolean => {
     for (let s = b * ppb, end = s + bl.pageCount[b]!; s < end; s++) if (destOfSlot[s]! >= 0) return true;
     return false;
   };
-  const buf = Buffer.allocUnsafe(Math.max(READ_BYTES, maxStoredBlock(ix)));
   const pf = await PagesFile.open(part, ix);
   let bytesRead = 0;
   try {
-    for (let b = 0; b < nb; b++) {
-      if (!blockNeeded(b)) continue;
-      let last = b;
-      let len = bl.storedBytes[b]!;
-      while (last + 1 < nb && blockNeeded(last + 1) && len + bl.storedBytes[last + 1]! <= buf.length) {
-        last++;
-        len += bl.storedBytes[last]!;
-      }
-      const decoded = await pf.readBlocks(b, last, buf);
-      bytesRead += len;
-      for (let i = b; i <= last; i++) {
-        const pages = decoded[i - b]!;
+    for await (const group of readBlockGroups(pf, blockNeeded)) {
+      bytesRead += group.bytesRead;
+      group.pages.forEach((pages, k) => {
+        const i = group.first + k;
         for (let j = 0, n = bl.pageCount[i]!; j < n; j++) {
           const dest = destOfSlot[i * ppb + j]!;
           if (dest >= 0) sink.add(dest, pages, j * ps);
         }
-      }
+      });
       // The read buffer is reused for the next group: write out what points into it first.
       await sink.release();
-      b = last;
     }
   } finally {
     await pf.close();
@@ -499,7 +533,7 @@ export async function verifyPart(part: Part): Promise<number> {
   const pf = await PagesFile.open(part, ix);
   try {
     const h = new Xxh64();
-    const buf = Buffer.allocUnsafe(Math.max(READ_BYTES, maxStoredBlock(ix)));
+    const buf = Buffer.allocUnsafe(Math.max(READ_BYTES, maxStoredBlock(ix.blocks)));
     for (let pos = 0; pos < ref.bytes; ) {
       const { bytesRead } = await io("read", pf.ctx.path, () => pf.fh.read(buf, 0, buf.length, pos));
       if (bytesRead === 0) throw corrupt("truncated", "pages file ended early", pf.ctx, pos);

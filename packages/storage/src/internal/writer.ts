@@ -4,12 +4,13 @@
  */
 import { read as fsRead } from "node:fs";
 import type { FileHandle } from "node:fs/promises";
-import { mkdir, open, rm } from "node:fs/promises";
+import { mkdir, open, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { Xxh64 } from "@node-rs/xxhash";
 import { compressSync } from "lz4-napi";
 import { StoreArgumentError, StoreError, StoreIoError, StoreStateError } from "../errors.js";
 import {
+  type BlockTable,
   CODEC_LZ4,
   CODEC_RAW,
   encodeBlob,
@@ -23,6 +24,7 @@ import {
 } from "./format.js";
 import { fsyncDir, io, publish, writeWhole } from "./fsio.js";
 import { buildRuns, MAX_SLOTS, SLOT_UNSET, SLOT_ZERO } from "./pagemap.js";
+import { PagesFile, readBlockGroups } from "./reader.js";
 
 export type Compression = "none" | "lz4";
 
@@ -59,6 +61,20 @@ type WriterState = "open" | "committing" | "committed" | "aborted" | "failed";
 /** Bytes of pages gathered before one large write (rounded to whole blocks). */
 const STAGING_BYTES = 8 << 20;
 
+/** Marks a dead slot in the slot → page table that commit builds (no page keeps that copy). */
+const NO_PAGE = 0xffff_ffff;
+
+/** The blocks written so far, one entry per block (turned into a BlockTable for the index). */
+interface BlockList {
+  offset: number[];
+  storedBytes: number[];
+  pageCount: number[];
+  codec: number[];
+  hash: bigint[];
+}
+
+const emptyBlockList = (): BlockList => ({ offset: [], storedBytes: [], pageCount: [], codec: [], hash: [] });
+
 export class EpochWriter {
   readonly vmId: string;
   readonly epoch: number;
@@ -75,12 +91,13 @@ export class EpochWriter {
   #cur = 0;
   #staged = 0;
   #slotsFlushed = 0;
+  /**
+   * Slots no page points at any more: the earlier copy of a page written again after that copy was
+   * flushed, or of a page written again as zero. Commit drops them.
+   */
+  #deadSlots = 0;
   #capacity: number;
-  #blockOffset: number[] = [];
-  #blockStored: number[] = [];
-  #blockPages: number[] = [];
-  #blockCodec: number[] = [];
-  #blockHash: bigint[] = [];
+  #blocks = emptyBlockList();
   #dataOffset: number = HEADER_BYTES.PAGE;
   #fileHash = new Xxh64();
   #inflight: Promise<void> | null = null;
@@ -116,12 +133,18 @@ export class EpochWriter {
   static async create(plan: WriterPlan): Promise<EpochWriter> {
     await io("mkdir", plan.tempDir, () => mkdir(plan.tempDir));
     const pagesPath = join(plan.tempDir, "pages");
-    const fh = await io("open", pagesPath, () => open(pagesPath, "wx"));
+    // Read back too: commit copies the live slots out when pages were written again.
+    const fh = await io("open", pagesPath, () => open(pagesPath, "wx+"));
     const w = new EpochWriter(plan, fh, pagesPath);
-    const header = encodePagesHeader(plan.epoch);
-    w.#fileHash.update(header);
-    w.#inflight = w.#track(fh.write(header, 0, header.length, 0).then(() => undefined));
+    w.#writeHeader();
     return w;
+  }
+
+  /** Starts the pages file: the header is the first thing hashed and written. */
+  #writeHeader(): void {
+    const header = encodePagesHeader(this.epoch);
+    this.#fileHash.update(header);
+    this.#inflight = this.#track(this.#fh.write(header, 0, header.length, 0).then(() => undefined));
   }
 
   get state(): WriterState {
@@ -130,7 +153,9 @@ export class EpochWriter {
 
   /**
    * Adds pages. `data` holds the pages concatenated in the order of `pageNumbers`. Pages may come in
-   * any order and repeat; the last write of a page wins. Zero pages are recorded without data.
+   * any order and repeat; the last write of a page wins and the part stores one copy of each page (a
+   * copy still in the staging buffer is overwritten there; one already on disk is dropped by
+   * `commit`). Zero pages are recorded without data.
    */
   async writePages(pageNumbers: Uint32Array | readonly number[], data: Uint8Array): Promise<void> {
     this.#requireOpen("writePages");
@@ -140,21 +165,33 @@ export class EpochWriter {
       throw this.#argError(`writePages: ${n} pages need ${n * ps} bytes of data, got ${data.length}`);
     }
     const src = Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-    const total = this.#slotOf.length;
+    const slotOf = this.#slotOf;
+    const total = slotOf.length;
     let i = 0;
     while (i < n) {
-      // Gather a stretch of non-zero pages that fits the staging buffer and copy it in one go.
+      // Gather a stretch of non-zero pages that take new slots and fit the staging buffer; copy it in one go.
       const room = this.#capacity - this.#staged;
       const start = i;
-      let slot = this.#slotsFlushed + this.#staged;
+      const flushed = this.#slotsFlushed;
+      let slot = flushed + this.#staged;
+      let stoppedAt: "zero" | "staged" | undefined;
       while (i < n && i - start < room) {
         const p = pageNumbers[i]!;
         if (!Number.isInteger(p) || p < 0 || p >= total) {
           throw this.#argError(`page number ${p} is outside guest RAM of ${total} pages`);
         }
-        if (src.compare(this.#zeroPage, 0, ps, i * ps, (i + 1) * ps) === 0) break;
+        if (src.compare(this.#zeroPage, 0, ps, i * ps, (i + 1) * ps) === 0) {
+          stoppedAt = "zero";
+          break;
+        }
+        const earlier = slotOf[p]!;
+        if (earlier >= flushed && earlier < MAX_SLOTS) {
+          stoppedAt = "staged";
+          break;
+        }
         if (slot >= MAX_SLOTS) throw this.#argError("too many pages written to one epoch");
-        this.#slotOf[p] = slot++;
+        if (earlier < MAX_SLOTS) this.#deadSlots++;
+        slotOf[p] = slot++;
         i++;
       }
       if (i > start) {
@@ -162,10 +199,19 @@ export class EpochWriter {
         this.#staged += i - start;
         if (this.#staged === this.#capacity) await this.#flush(false);
       }
-      if (i < n && i - start < room) {
-        // Stopped at a zero page.
-        this.#slotOf[pageNumbers[i]!] = SLOT_ZERO;
+      if (stoppedAt === "zero") {
+        const p = pageNumbers[i]!;
+        if (slotOf[p]! < MAX_SLOTS) this.#deadSlots++;
+        slotOf[p] = SLOT_ZERO;
         i++;
+      } else if (stoppedAt === "staged") {
+        // Overwrite the staged copy, unless the flush above took it to disk: then the next pass
+        // gives the page a new slot.
+        const staged = slotOf[pageNumbers[i]!]! - this.#slotsFlushed;
+        if (staged >= 0) {
+          src.copy(this.#bufs[this.#cur]!, staged * ps, i * ps, (i + 1) * ps);
+          i++;
+        }
       }
     }
   }
@@ -229,6 +275,7 @@ export class EpochWriter {
     const p = this.#plan;
     try {
       await this.#flush(true);
+      if (this.#deadSlots > 0) await this.#dropDeadSlots();
       const runs = buildRuns(this.#slotOf, p.full);
       let zeroPages = 0;
       for (let r = 0; r < runs.length; r += 3) if (runs[r + 2] === 0xffff_ffff) zeroPages += runs[r + 1]!;
@@ -239,13 +286,7 @@ export class EpochWriter {
         pagesPerBlock: p.pagesPerBlock,
         full: p.full,
         pagesFileBytes: this.#dataOffset,
-        blocks: {
-          offset: Float64Array.from(this.#blockOffset),
-          storedBytes: Uint32Array.from(this.#blockStored),
-          pageCount: Uint16Array.from(this.#blockPages),
-          codec: Uint8Array.from(this.#blockCodec),
-          hash: BigUint64Array.from(this.#blockHash),
-        },
+        blocks: this.#blockTable(),
         runs,
       });
       if (p.fsync) await io("fsync", this.#pagesPath, () => this.#fh.sync());
@@ -310,6 +351,73 @@ export class EpochWriter {
     this.#plan.onSettled();
   }
 
+  #blockTable(): BlockTable {
+    const b = this.#blocks;
+    return {
+      offset: Float64Array.from(b.offset),
+      storedBytes: Uint32Array.from(b.storedBytes),
+      pageCount: Uint16Array.from(b.pageCount),
+      codec: Uint8Array.from(b.codec),
+      hash: BigUint64Array.from(b.hash),
+    };
+  }
+
+  /**
+   * Rewrites the pages file with only its live slots, the last copy of each page, in their old
+   * order: the part then stores one copy per page. Needed when pages were written again (or as zero)
+   * after their earlier copy had left the staging buffer (precopy's live rounds). The new file is
+   * written beside the old one in the temp directory and renamed over it, so the commit protocol is
+   * unchanged; every block read back is checked against the hash taken when it was written.
+   * Precondition: everything flushed (`#flush(true)`).
+   */
+  async #dropDeadSlots(): Promise<void> {
+    const ps = this.pageSize;
+    const ppb = this.#plan.pagesPerBlock;
+    const slotOf = this.#slotOf;
+    const pageOfSlot = new Uint32Array(this.#slotsFlushed).fill(NO_PAGE);
+    for (let p = 0; p < slotOf.length; p++) if (slotOf[p]! < MAX_SLOTS) pageOfSlot[slotOf[p]!] = p;
+    const blocks = this.#blocks;
+    const hasLiveSlot = (b: number): boolean => {
+      for (let s = b * ppb, end = s + blocks.pageCount[b]!; s < end; s++)
+        if (pageOfSlot[s] !== NO_PAGE) return true;
+      return false;
+    };
+    const ctx = { path: this.#pagesPath, vmId: this.vmId, epoch: this.epoch };
+    const old = PagesFile.ofWriter(this.#fh, ctx, { blocks: this.#blockTable(), pageSize: ps });
+    const livePath = join(this.#plan.tempDir, "pages.live");
+    const fh = await io("open", livePath, () => open(livePath, "wx"));
+    this.#fh = fh;
+    this.#pagesPath = livePath;
+    this.#blocks = emptyBlockList();
+    this.#dataOffset = HEADER_BYTES.PAGE;
+    this.#fileHash = new Xxh64();
+    this.#slotsFlushed = 0;
+    try {
+      this.#writeHeader();
+      for await (const group of readBlockGroups(old, hasLiveSlot)) {
+        for (let k = 0; k < group.pages.length; k++) {
+          const pages = group.pages[k]!;
+          const firstSlot = (group.first + k) * ppb;
+          for (let j = 0, n = blocks.pageCount[group.first + k]!; j < n; j++) {
+            const page = pageOfSlot[firstSlot + j]!;
+            if (page === NO_PAGE) continue;
+            slotOf[page] = this.#slotsFlushed + this.#staged;
+            pages.copy(this.#bufs[this.#cur]!, this.#staged * ps, j * ps, (j + 1) * ps);
+            if (++this.#staged === this.#capacity) await this.#flush(false);
+          }
+        }
+      }
+      await this.#flush(true);
+    } catch (e) {
+      await old.close().catch(() => undefined);
+      throw e;
+    }
+    await io("close", ctx.path, () => old.close());
+    await io("rename", livePath, () => rename(livePath, ctx.path));
+    this.#pagesPath = ctx.path;
+    this.#deadSlots = 0;
+  }
+
   /** Writes the staged whole blocks (all staged pages when final) as one vectored write. */
   async #flush(final: boolean): Promise<void> {
     const ps = this.pageSize;
@@ -332,11 +440,12 @@ export class EpochWriter {
           codec = CODEC_LZ4;
         }
       }
-      this.#blockOffset.push(this.#dataOffset);
-      this.#blockStored.push(stored.length);
-      this.#blockPages.push(pages);
-      this.#blockCodec.push(codec);
-      this.#blockHash.push(hash64(stored));
+      const blocks = this.#blocks;
+      blocks.offset.push(this.#dataOffset);
+      blocks.storedBytes.push(stored.length);
+      blocks.pageCount.push(pages);
+      blocks.codec.push(codec);
+      blocks.hash.push(hash64(stored));
       this.#fileHash.update(stored);
       this.#dataOffset += stored.length;
       if (codec === CODEC_RAW && rawEnd === first * ps) {
