@@ -33,12 +33,28 @@ void npb_usage_error(const char *kernel, const char *fmt, ...)
 
 double npb_wtime(void);
 
-/* Completes a request like MPI_Wait, but after a short spin sleeps between
- * polls. MPICH (ch4:ucx) busy-polls inside blocking calls; with more ranks than
- * cores (e.g. -n 4 on 2 cores) a blocking collective then costs whole scheduler
- * time slices (measured 5-20 ms per MPI_Allreduce at -n 4 on 2 busy cores, ~0.35 ms this way). Use it
- * with the nonblocking collectives (MPI_Iallreduce, ...) in per-iteration loops. */
+/* Waiting for communication. MPICH (ch4:ucx) busy-polls inside blocking calls; with more
+ * ranks than cores (e.g. -n 4 on 2 cores) a blocking collective then costs whole scheduler
+ * time slices (measured 5-20 ms per MPI_Allreduce at -n 4 on 2 busy cores, ~0.35 ms with the
+ * sleeping wait). npb_init therefore decides once, at run time, whether this node runs more
+ * ranks than it has cores (ranks sharing this node's memory, from MPI_Comm_split_type, against
+ * the online CPUs, or fewer if the affinity mask allows fewer). Env NPB_SLEEPING_WAIT=1 or 0
+ * forces the choice (for measurements).
+ *   - not oversubscribed: npb_wait is MPI_Wait and the npb_<collective> helpers call the
+ *     blocking MPI collective (lowest latency, one rank per core may spin);
+ *   - oversubscribed: the helpers start the nonblocking collective and npb_wait spins 20 us,
+ *     then sleeps 20 us between MPI_Test polls, so a waiting rank gives its core away. */
+int npb_sleeping_wait(void);
 void npb_wait(MPI_Request *req);
+void npb_waitall(int n, MPI_Request reqs[]);
+void npb_allreduce(const void *send, void *recv, int count, MPI_Datatype type, MPI_Op op);
+void npb_allgather(const void *send, int count, void *recv, MPI_Datatype type);
+void npb_allgatherv(const void *send, int count, void *recv, const int counts[], const int displs[],
+                    MPI_Datatype type);
+void npb_alltoall(const void *send, int scount, MPI_Datatype stype, void *recv, int rcount,
+                  MPI_Datatype rtype);
+void npb_alltoallv(const void *send, const int scounts[], const int sdispls[], void *recv,
+                   const int rcounts[], const int rdispls[], MPI_Datatype type);
 
 /* 1 iff |computed - reference| / |reference| <= epsilon (reference == 0:
  * |computed| <= epsilon); NaN fails. With env NPB_TEST_WRONG_REFERENCE=1 the
