@@ -71,25 +71,40 @@ int main(int argc, char **argv) {
     long count = per + (rank < extra ? 1 : 0);
     const double batch_mult = npb_pow46(NPB_A, (uint64_t)2 * NK); /* a^(2^17) */
 
-    double sx = 0.0, sy = 0.0, q[NQ] = {0};
+    /* Two passes per batch. The first keeps the pairs inside the unit circle (x1, x2 packed
+     * in place, branch-free: ~21% of the pairs are rejected at random, which a branch
+     * mispredicts); the second turns them into Gaussian pairs. Annulus counts are integers
+     * in two interleaved copies, so that consecutive pairs in the same annulus do not wait
+     * for each other's increment. */
+    double sx = 0.0, sy = 0.0;
+    long cnt[2][NQ] = {{0}};
     for (long k = first; k < first + count; k++) {
         double x = EP_SEED;
         randlc(&x, npb_pow46(batch_mult, (uint64_t)k)); /* x = seed * A^k mod 2^46 */
         vranlc(2 * NK, &x, NPB_A, buf);
+        int kept = 0;
         for (int i = 0; i < NK; i++) {
-            double x1 = 2.0 * buf[2 * i] - 1.0;
-            double x2 = 2.0 * buf[2 * i + 1] - 1.0;
-            double t = x1 * x1 + x2 * x2;
-            if (t <= 1.0) {
-                double f = sqrt(-2.0 * log(t) / t);
-                double gx = fabs(x1 * f), gy = fabs(x2 * f);
-                int l = (int)(gx > gy ? gx : gy);
-                q[l] += 1.0;
-                sx += gx;
-                sy += gy;
-            }
+            const double x1 = 2.0 * buf[2 * i] - 1.0;
+            const double x2 = 2.0 * buf[2 * i + 1] - 1.0;
+            const double t = x1 * x1 + x2 * x2;
+            /* kept <= i: never overwrites a pair not yet read */
+            buf[2 * kept] = x1;
+            buf[2 * kept + 1] = x2;
+            kept += t <= 1.0;
+        }
+        for (int i = 0; i < kept; i++) {
+            const double x1 = buf[2 * i], x2 = buf[2 * i + 1], t = x1 * x1 + x2 * x2;
+            const double f = sqrt(-2.0 * log(t) / t);
+            const double gx = fabs(x1 * f), gy = fabs(x2 * f);
+            /* written so that it compiles to maxsd */
+            const double big = gy > gx ? gy : gx;
+            cnt[i & 1][(int)big]++;
+            sx += gx;
+            sy += gy;
         }
     }
+    double q[NQ];
+    for (int l = 0; l < NQ; l++) q[l] = (double)(cnt[0][l] + cnt[1][l]);
     double local[2 + NQ], global[2 + NQ];
     local[0] = sx;
     local[1] = sy;
