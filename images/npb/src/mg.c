@@ -87,7 +87,7 @@ static void comm3(const struct level *L, double *a) {
             plane_io(L, a, ax, m + 1, plane_buf[0], 0);
             continue;
         }
-        /* nonblocking + npb_wait, so oversubscribed ranks sleep instead of spinning;
+        /* nonblocking + npb_waitall (sleeps when oversubscribed, see npb_common.h);
          * two tags: with pi == 2 both neighbours are the same process */
         const int n = (int)plane_io(L, a, ax, 1, plane_buf[0], 1);
         plane_io(L, a, ax, m, plane_buf[1], 1);
@@ -96,7 +96,7 @@ static void comm3(const struct level *L, double *a) {
         MPI_Irecv(plane_buf[3], n, MPI_DOUBLE, lo_nb[ax], 2, MPI_COMM_WORLD, &req[1]);
         MPI_Isend(plane_buf[0], n, MPI_DOUBLE, lo_nb[ax], 1, MPI_COMM_WORLD, &req[2]);
         MPI_Isend(plane_buf[1], n, MPI_DOUBLE, hi_nb[ax], 2, MPI_COMM_WORLD, &req[3]);
-        for (int q = 0; q < 4; q++) npb_wait(&req[q]);
+        npb_waitall(4, req);
         plane_io(L, a, ax, m + 1, plane_buf[2], 0);
         plane_io(L, a, ax, 0, plane_buf[3], 0);
     }
@@ -105,8 +105,8 @@ static void comm3(const struct level *L, double *a) {
 /* For the i-line at (j, k): p1[i] = sum of the 4 face neighbours in the (j, k)
  * plane, p2[i] = sum of the 4 diagonal ones, for i = 0 .. d0-1. With these the
  * 6 face, 12 edge and 8 corner sums of point i are cheap (SPEC 5.5). */
-static void plane_sums(const struct level *L, const double *a, int j, int k, double *p1,
-                       double *p2) {
+static inline void plane_sums(const struct level *L, const double *restrict a, int j, int k,
+                              double *restrict p1, double *restrict p2) {
     const size_t sj = (size_t)L->d[0], sk = sj * L->d[1];
     const double *c = a + IDX(L, 0, j, k);
     for (int i = 0; i < L->d[0]; i++) {
@@ -116,15 +116,18 @@ static void plane_sums(const struct level *L, const double *a, int j, int k, dou
 }
 
 /* r = v - A u (v may alias r: only the same point of v is read), then comm3(r). */
-static void resid(const struct level *L, const double *u, const double *v, double *r) {
+static void resid(const struct level *L, const double *restrict u, const double *v, double *r) {
     const double a0 = -8.0 / 3.0, a2 = 1.0 / 6.0, a3 = 1.0 / 12.0; /* face coefficient is 0 */
+    double *restrict l1 = line1, *restrict l2 = line2;
     for (int k = 1; k <= L->m[2]; k++)
         for (int j = 1; j <= L->m[1]; j++) {
-            plane_sums(L, u, j, k, line1, line2);
+            plane_sums(L, u, j, k, l1, l2);
             const size_t o = IDX(L, 0, j, k);
+            /* v may alias r (same point only), so no restrict on them: tell the vectoriser */
+#pragma GCC ivdep
             for (int i = 1; i <= L->m[0]; i++) {
-                double n2 = line2[i] + line1[i - 1] + line1[i + 1];
-                double n3 = line2[i - 1] + line2[i + 1];
+                double n2 = l2[i] + l1[i - 1] + l1[i + 1];
+                double n3 = l2[i - 1] + l2[i + 1];
                 r[o + i] = v[o + i] - a0 * u[o + i] - a2 * n2 - a3 * n3;
             }
         }
@@ -132,15 +135,18 @@ static void resid(const struct level *L, const double *u, const double *v, doubl
 }
 
 /* u = u + S r (smoother), then comm3(u). */
-static void psinv(const struct level *L, const double *r, double *u, const double c[3]) {
+static void psinv(const struct level *L, const double *restrict r, double *restrict u,
+                  const double c[3]) {
+    double *restrict l1 = line1, *restrict l2 = line2;
+    const double c0 = c[0], c1 = c[1], c2 = c[2];
     for (int k = 1; k <= L->m[2]; k++)
         for (int j = 1; j <= L->m[1]; j++) {
-            plane_sums(L, r, j, k, line1, line2);
+            plane_sums(L, r, j, k, l1, l2);
             const size_t o = IDX(L, 0, j, k);
             for (int i = 1; i <= L->m[0]; i++) {
-                double n1 = r[o + i - 1] + r[o + i + 1] + line1[i];
-                double n2 = line2[i] + line1[i - 1] + line1[i + 1];
-                u[o + i] += c[0] * r[o + i] + c[1] * n1 + c[2] * n2;
+                double n1 = r[o + i - 1] + r[o + i + 1] + l1[i];
+                double n2 = l2[i] + l1[i - 1] + l1[i + 1];
+                u[o + i] += c0 * r[o + i] + c1 * n1 + c2 * n2;
             }
         }
     comm3(L, u);
@@ -149,18 +155,20 @@ static void psinv(const struct level *L, const double *r, double *u, const doubl
 /* Restriction of the fine residual r (level F) to the interior of a coarse
  * padded array s with strides (sj, sk) and mc = F->m / 2 interior points:
  * coarse padded J sits on fine padded 2J. The caller refreshes s's ghosts. */
-static void rprj3(const struct level *F, const double *r, double *s, size_t sj, size_t sk) {
+static void rprj3(const struct level *F, const double *restrict r, double *restrict s, size_t sj,
+                  size_t sk) {
     const int mc0 = F->m[0] / 2, mc1 = F->m[1] / 2, mc2 = F->m[2] / 2;
+    double *restrict l1 = line1, *restrict l2 = line2;
     for (int K = 1; K <= mc2; K++)
         for (int J = 1; J <= mc1; J++) {
-            plane_sums(F, r, 2 * J, 2 * K, line1, line2);
+            plane_sums(F, r, 2 * J, 2 * K, l1, l2);
             const double *c = r + IDX(F, 0, 2 * J, 2 * K);
             double *out = s + J * sj + K * sk;
             for (int I = 1; I <= mc0; I++) {
                 const int i = 2 * I;
-                double n1 = c[i - 1] + c[i + 1] + line1[i];
-                double n2 = line2[i] + line1[i - 1] + line1[i + 1];
-                double n3 = line2[i - 1] + line2[i + 1];
+                double n1 = c[i - 1] + c[i + 1] + l1[i];
+                double n2 = l2[i] + l1[i - 1] + l1[i + 1];
+                double n3 = l2[i - 1] + l2[i + 1];
                 out[I] = 0.5 * c[i] + 0.25 * n1 + 0.125 * n2 + 0.0625 * n3;
             }
         }
@@ -216,9 +224,7 @@ static void restrict_level(int k) {
     for (int c = 1; c <= mc[2]; c++)
         for (int b = 1; b <= mc[1]; b++)
             for (int a = 1; a <= mc[0]; a++) gather_send[n++] = rprj_tmp[a + b * tj + c * tk];
-    MPI_Request req;
-    MPI_Iallgather(gather_send, blk, MPI_DOUBLE, gather_recv, blk, MPI_DOUBLE, MPI_COMM_WORLD, &req);
-    npb_wait(&req);
+    npb_allgather(gather_send, blk, gather_recv, MPI_DOUBLE);
     for (int q = 0; q < nprocs; q++) {
         /* rank -> grid coordinates, as in main */
         const int qc[3] = {q % pi[0], (q / pi[0]) % pi[1], q / (pi[0] * pi[1])};
