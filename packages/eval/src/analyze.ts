@@ -8,7 +8,7 @@ import {
   type Cell,
   type CheckpointRecord,
   EXPERIMENT_NAMES,
-  type ExperimentName,
+  type GuestStallRecord,
   NO_CHECKPOINT,
   type RestoreRecord,
   type RunRecord,
@@ -51,6 +51,48 @@ export interface GroupRow extends GroupKey {
   /** Restores after which NPB went on and verified; `restoresChecked` of them were checked at all. */
   readonly restoresVerified: number;
   readonly restoresChecked: number;
+  /** Median |D(e)| over the figure checkpoints (QEMU's engines: all of RAM). */
+  readonly pagesDirtyMedian: number | null;
+  /** Median ms of every pause step the checkpoints recorded, in the order the steps first appear. */
+  readonly stepsMedianMs: Readonly<Record<string, number>>;
+  /** sweep: the guest-side view, per checkpoint of the checkpointing windows (null elsewhere). */
+  readonly guest: GuestFelt | null;
+}
+
+/**
+ * What the guest felt per checkpoint (sweep), measured the same way for every engine: the time
+ * QEMU had the VM stopped (its STOP→RESUME events) plus the time vpc-dirtier's writes stalled
+ * beyond the baseline window's rate (the noise floor: host scheduling, the guest's timer).
+ */
+export interface GuestFelt {
+  readonly checkpoints: number;
+  /** QEMU STOP→RESUME per checkpoint. */
+  readonly stoppedMs: number;
+  /** Write gaps per checkpoint, raw. */
+  readonly writeGapMs: number;
+  /** The baseline's write-gap rate over the same guest time, per checkpoint (subtracted). */
+  readonly baselineWriteGapMs: number;
+  /** writeGapMs − baselineWriteGapMs: the stall the checkpoints added (can be < 0 within noise). */
+  readonly stallMs: number;
+  /** stoppedMs + stallMs: guest-felt downtime per checkpoint. */
+  readonly downtimeMs: number;
+  /** All gaps (late wake-ups too) per checkpoint, raw, and the baseline's over the same time. */
+  readonly gapMs: number;
+  readonly baselineGapMs: number;
+  /** Largest gap in a checkpointing window. */
+  readonly maxGapMs: number;
+  /** Page writes per second achieved in the checkpointing windows and in the baselines. */
+  readonly rate: number;
+  readonly baselineRate: number;
+}
+
+/** The pause of one engine broken down by step, over the run's figure checkpoints. */
+export interface EngineSteps {
+  readonly engine: string;
+  readonly checkpoints: number;
+  readonly pauseMedianMs: number | null;
+  /** Step name → median ms, in the order the steps first appear. */
+  readonly stepsMedianMs: Readonly<Record<string, number>>;
 }
 
 export interface FailedCell {
@@ -80,6 +122,7 @@ export interface Analysis {
   readonly groups: readonly GroupRow[];
   readonly failed: readonly FailedCell[];
   readonly claims: readonly ClaimRow[];
+  readonly steps: readonly EngineSteps[];
 }
 
 const keyOf = ({ rep: _rep, mode: _mode, ...key }: Cell): GroupKey => key;
@@ -93,6 +136,79 @@ const p95 = pct(0.95);
 
 /** QEMU's own engines save all of RAM every time; their figures are over full checkpoints. */
 const alwaysFull = (engine: string) => engine.startsWith("qemu-");
+
+/**
+ * qemu-snapshot's `pauseMs` is QEMU's own reported downtime: the vCPU stalls in its write-protect
+ * faults after resume are not in it, so next to other engines' solo VM downtime it is a pause only.
+ */
+export const pauseOnly = (engine: string) => engine.startsWith("qemu-snapshot");
+
+/** Median of each step over `records`, keys in first-seen order. */
+function stepMedians(records: readonly CheckpointRecord[]): Record<string, number> {
+  const byStep = new Map<string, number[]>();
+  for (const r of records)
+    for (const [step, ms] of Object.entries(r.steps ?? {})) {
+      const values = byStep.get(step) ?? [];
+      values.push(ms);
+      byStep.set(step, values);
+    }
+  const out: Record<string, number> = {};
+  for (const [step, values] of byStep) {
+    const m = median(values);
+    if (m !== null) out[step] = m;
+  }
+  return out;
+}
+
+/** Pools the sweep windows of `cells` (each cell: one baseline, one checkpointing window). */
+function guestFelt(cells: readonly CellResult[]): GuestFelt | null {
+  let checkpoints = 0;
+  let stoppedMs = 0;
+  let writeGapMs = 0;
+  let baselineWriteGapMs = 0;
+  let gapMs = 0;
+  let baselineGapMs = 0;
+  let maxGapMs = 0;
+  let pages = 0;
+  let windowMs = 0;
+  let baselinePages = 0;
+  let baselineWindowMs = 0;
+  for (const c of cells) {
+    const windows = c.records.filter((r): r is GuestStallRecord => r.type === "guest-stall");
+    const base = windows.find((r) => r.phase === "baseline");
+    const cp = windows.find((r) => r.phase === "checkpointing");
+    if (!base || !cp || base.guestWindowMs <= 0 || cp.checkpoints === 0) continue;
+    // The baseline's rate of gaps, over the guest time of the checkpointing window.
+    const scale = cp.guestWindowMs / base.guestWindowMs;
+    checkpoints += cp.checkpoints;
+    stoppedMs += cp.stoppedMs;
+    writeGapMs += cp.writeGapMs;
+    baselineWriteGapMs += base.writeGapMs * scale;
+    gapMs += cp.gapMs;
+    baselineGapMs += base.gapMs * scale;
+    maxGapMs = Math.max(maxGapMs, cp.maxGapMs);
+    pages += cp.pagesWritten;
+    windowMs += cp.guestWindowMs;
+    baselinePages += base.pagesWritten;
+    baselineWindowMs += base.guestWindowMs;
+  }
+  if (checkpoints === 0) return null;
+  const per = (x: number) => x / checkpoints;
+  const stallMs = per(writeGapMs - baselineWriteGapMs);
+  return {
+    checkpoints,
+    stoppedMs: per(stoppedMs),
+    writeGapMs: per(writeGapMs),
+    baselineWriteGapMs: per(baselineWriteGapMs),
+    stallMs,
+    downtimeMs: per(stoppedMs) + stallMs,
+    gapMs: per(gapMs),
+    baselineGapMs: per(baselineGapMs),
+    maxGapMs,
+    rate: (pages / windowMs) * 1000,
+    baselineRate: baselineWindowMs > 0 ? (baselinePages / baselineWindowMs) * 1000 : 0,
+  };
+}
 
 /** The checkpoints figures are taken over: incremental ones (a full base is a one-off), all for QEMU's engines. */
 function figureCheckpoints(cell: CellResult): CheckpointRecord[] {
@@ -157,6 +273,9 @@ function buildGroup(key: GroupKey, cells: readonly CellResult[]): Omit<GroupRow,
     restores: restores.length,
     restoresVerified: restores.filter((r) => r.verified === true).length,
     restoresChecked: restores.filter((r) => r.verified !== null).length,
+    pagesDirtyMedian: median(cps.map((r) => r.pagesDirty)),
+    stepsMedianMs: stepMedians(cps),
+    guest: guestFelt(done),
   };
 }
 
@@ -180,6 +299,8 @@ function compareKeys(a: GroupKey, b: GroupKey): number {
     EXPERIMENT_NAMES.indexOf(a.experiment) - EXPERIMENT_NAMES.indexOf(b.experiment) ||
     a.kernel.localeCompare(b.kernel) ||
     a.cls.localeCompare(b.cls) ||
+    (a.dirtyRate ?? 0) - (b.dirtyRate ?? 0) ||
+    (a.hotFraction ?? 0) - (b.hotFraction ?? 0) ||
     engineRank(a).localeCompare(engineRank(b)) ||
     a.vms - b.vms ||
     a.hosts - b.hosts ||
@@ -214,10 +335,10 @@ interface Ratio {
   readonly value: number;
 }
 
-/** Ratios of `num` rows to `den` rows matched on everything but the engine. */
+/** Ratios of `num` rows to `den` rows among the rows `include` takes, matched on everything but the engine. */
 function ratios(
   rows: readonly GroupRow[],
-  experiment: ExperimentName,
+  include: (r: GroupRow) => boolean,
   num: (r: GroupRow) => number | null,
   numEngine: string,
   den: (r: GroupRow) => number | null,
@@ -225,17 +346,20 @@ function ratios(
   label: (r: GroupRow) => string,
 ): Ratio[] {
   const out: Ratio[] = [];
-  for (const a of rows.filter((r) => r.experiment === experiment && r.engine === numEngine)) {
+  for (const a of rows.filter((r) => include(r) && r.engine === numEngine)) {
     const b = rows.find(
       (r) =>
-        r.experiment === experiment &&
+        include(r) &&
+        r.experiment === a.experiment &&
         r.engine === denEngine &&
         r.kernel === a.kernel &&
         r.cls === a.cls &&
         r.vms === a.vms &&
         r.hosts === a.hosts &&
         r.intervalMs === a.intervalMs &&
-        r.memMiB === a.memMiB,
+        r.memMiB === a.memMiB &&
+        r.dirtyRate === a.dirtyRate &&
+        r.hotFraction === a.hotFraction,
     );
     const x = num(a);
     const y = b ? den(b) : null;
@@ -280,26 +404,44 @@ function claim(
 }
 
 const kernelLabel = (r: GroupRow) => `${r.kernel.toUpperCase()}.${r.cls}${r.vms > 1 ? ` ×${r.vms}` : ""}`;
+/** A sweep point: page writes per second and hot fraction. */
+const sweepLabel = (r: Pick<GroupRow, "dirtyRate" | "hotFraction">) =>
+  `${r.dirtyRate ?? "?"} pages/s, h ${r.hotFraction ?? "?"}`;
 const vmsLabel = (r: GroupRow) =>
   `${r.kernel.toUpperCase()}.${r.cls} ${r.vms} VM${r.vms > 1 ? "s" : ""}/${r.hosts} host${r.hosts > 1 ? "s" : ""}`;
 const percent = (x: number) => `${(x * 100).toFixed(1)}%`;
 
+/** One VM running NPB under an engine: `solo`, and the one-VM cells of `npb`. */
+const soloNpb = (r: GroupRow) => r.experiment === "solo" || (r.experiment === "npb" && r.vms === 1);
+/** A virtual cluster running NPB: `vc-scale`, and the several-VM cells of `npb`. */
+const clusterNpb = (r: GroupRow) => r.experiment === "vc-scale" || (r.experiment === "npb" && r.vms > 1);
+
 /** The paper's claims and our targets (issue 11), each against the worst measured case. */
 export function claimRows(rows: readonly GroupRow[]): ClaimRow[] {
   const solo = (r: GroupRow) => r.soloDowntimeMedianMs;
-  const vsStopCopy = ratios(rows, "solo", solo, VPC_DEFAULT, solo, "stop-copy", kernelLabel);
-  const vsCow = ratios(rows, "solo", solo, VPC_DEFAULT, solo, "cow", kernelLabel);
+  const vsStopCopy = ratios(rows, soloNpb, solo, VPC_DEFAULT, solo, "stop-copy", kernelLabel);
+  const vsCow = ratios(rows, soloNpb, solo, VPC_DEFAULT, solo, "cow", kernelLabel);
   const vsQemu = ratios(
     rows,
-    "solo",
+    soloNpb,
     solo,
     VPC_DEFAULT,
     (r) => r.pauseMedianMs,
     "qemu-snapshot",
     kernelLabel,
   );
+  const felt = (r: GroupRow) => r.guest?.downtimeMs ?? null;
+  const feltVsQemu = ratios(
+    rows,
+    (r) => r.experiment === "sweep",
+    felt,
+    VPC_DEFAULT,
+    felt,
+    "qemu-snapshot",
+    sweepLabel,
+  );
   const vc = (r: GroupRow) => r.vcDowntimeMedianMs;
-  const vsPrecopy = ratios(rows, "vc-scale", vc, VPC_DEFAULT, vc, "precopy", vmsLabel);
+  const vsPrecopy = ratios(rows, clusterNpb, vc, VPC_DEFAULT, vc, "precopy", vmsLabel);
   const vpcRows = rows.filter((r) => r.engine === VPC_DEFAULT);
   const mem: Ratio[] = vpcRows
     .filter((r) => r.memoryOverheadMax !== null)
@@ -351,10 +493,18 @@ export function claimRows(rows: readonly GroupRow[]): ClaimRow[] {
     claim(
       "target",
       "solo VM downtime ≤ 0.25 × qemu-snapshot's pause",
-      `vpc ${med} ÷ qemu-snapshot median pause`,
+      `vpc ${med} ÷ qemu-snapshot median pause (pause only: QEMU's reported downtime, without the vCPU stalls in its write-protect faults after resume)`,
       "<=",
       0.25,
       vsQemu,
+    ),
+    claim(
+      "target",
+      "guest-felt downtime ≤ 0.25 × qemu-snapshot's (sweep)",
+      "vpc ÷ qemu-snapshot, guest-felt downtime per checkpoint (QEMU STOP→RESUME + vpc-dirtier's write stalls over its baseline), the same probe for both",
+      "<=",
+      0.25,
+      feltVsQemu,
     ),
     claim(
       "target",
@@ -387,5 +537,29 @@ export function analyze(results: Results): Analysis {
       error: c.status.error?.message ?? "unknown error",
       code: c.status.error?.code ?? null,
     }));
-  return { groups, failed, claims: claimRows(groups) };
+  return { groups, failed, claims: claimRows(groups), steps: engineSteps(results) };
+}
+
+/** Per engine (in the order engines first appear), the pause steps over all its figure checkpoints in the run. */
+export function engineSteps(results: Results): EngineSteps[] {
+  const byEngine = new Map<string, CheckpointRecord[]>();
+  for (const c of results.cells) {
+    if (c.status.state !== "done") continue;
+    const cps = figureCheckpoints(c).filter((r) => r.steps !== null);
+    if (cps.length === 0) continue;
+    const list = byEngine.get(c.status.cell.engine) ?? [];
+    list.push(...cps);
+    byEngine.set(c.status.cell.engine, list);
+  }
+  // Engines in the order the run's configs name them (cells are sorted by id, not by intent).
+  const order = results.run.experiments.flatMap((e) => e.engines);
+  const rank = (engine: string) => (order.includes(engine) ? order.indexOf(engine) : order.length);
+  return [...byEngine]
+    .sort(([a], [b]) => rank(a) - rank(b))
+    .map(([engine, cps]) => ({
+      engine,
+      checkpoints: cps.length,
+      pauseMedianMs: median(cps.map((r) => r.pauseMs)),
+      stepsMedianMs: stepMedians(cps),
+    }));
 }

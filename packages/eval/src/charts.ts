@@ -2,9 +2,10 @@
  * The report's charts: Vega-Lite specs built from the analysis, compiled to Vega and rendered to
  * SVG in Node (vega's `View#toSVG` needs no canvas or browser). A chart with no data is not drawn.
  */
+import { distribution } from "@vpc/controller";
 import { parse as parseVega, View } from "vega";
 import { compile, type TopLevelSpec } from "vega-lite";
-import type { GroupRow } from "./analyze.js";
+import { type EngineSteps, type GroupRow, pauseOnly } from "./analyze.js";
 import { EvaluationError } from "./errors.js";
 import { NO_CHECKPOINT } from "./format.js";
 
@@ -22,6 +23,8 @@ export interface Chart extends ChartSpec {
 }
 
 const kernelOf = (r: GroupRow) => `${r.kernel.toUpperCase()}.${r.cls}`;
+/** The engine as a downtime chart names it: qemu-snapshot's figure is its pause only. */
+export const downtimeSeries = (engine: string) => (pauseOnly(engine) ? `${engine} (pause only)` : engine);
 const uniq = (xs: readonly string[]) => [...new Set(xs)];
 const WIDTH = 560;
 const HEIGHT = 260;
@@ -31,7 +34,7 @@ function soloDowntime(rows: readonly GroupRow[]): ChartSpec | null {
     .filter((r) => r.experiment === "solo" && r.engine !== NO_CHECKPOINT && r.soloDowntimeMedianMs !== null)
     .map((r) => ({
       kernel: kernelOf(r),
-      engine: r.engine,
+      engine: downtimeSeries(r.engine),
       median: r.soloDowntimeMedianMs,
       p95: r.soloDowntimeP95Ms,
     }));
@@ -61,7 +64,7 @@ function soloDowntime(rows: readonly GroupRow[]): ChartSpec | null {
               scale: { type: "symlog" },
               axis: { values: [0, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000] },
             },
-            color: { field: "engine", type: "nominal", title: "engine" },
+            color: { field: "engine", type: "nominal", title: "engine", legend: { labelLimit: 280 } },
           },
         },
         {
@@ -234,10 +237,165 @@ function restore(rows: readonly GroupRow[]): ChartSpec | null {
   );
 }
 
+/**
+ * The sweep's x axis: the dirty pages per interval the agent engines harvested at each point
+ * (median over them); QEMU's engines save all of RAM, so their own count says nothing of the
+ * workload and they are drawn at the point's x.
+ */
+function sweepDirtyPages(rows: readonly GroupRow[]): (r: GroupRow) => number | null {
+  const point = (r: GroupRow) => JSON.stringify([r.dirtyRate, r.hotFraction, r.memMiB, r.intervalMs]);
+  const byPoint = new Map<string, number[]>();
+  for (const r of rows)
+    if (r.experiment === "sweep" && !r.engine.startsWith("qemu-") && r.pagesDirtyMedian !== null) {
+      const list = byPoint.get(point(r)) ?? [];
+      list.push(r.pagesDirtyMedian);
+      byPoint.set(point(r), list);
+    }
+  return (r) => distribution(byPoint.get(point(r)) ?? []).median;
+}
+
+/** One line per engine and hot fraction against the dirty pages per interval (log x, symlog y). */
+function sweepChart(
+  rows: readonly GroupRow[],
+  id: string,
+  title: string,
+  yTitle: string,
+  y: (r: GroupRow) => number | null,
+  series: (engine: string) => string,
+): ChartSpec | null {
+  const x = sweepDirtyPages(rows);
+  const data = rows
+    .filter((r) => r.experiment === "sweep")
+    .flatMap((r) => {
+      const pages = x(r);
+      const value = y(r);
+      return pages === null || value === null
+        ? []
+        : [{ engine: series(r.engine), hot: `h ${r.hotFraction}`, pages, value }];
+    });
+  if (data.length === 0) return null;
+  return {
+    id,
+    title,
+    series: uniq(data.map((d) => d.engine)),
+    spec: {
+      width: WIDTH,
+      height: HEIGHT,
+      title,
+      data: { values: data },
+      mark: { type: "line", point: true },
+      encoding: {
+        x: {
+          field: "pages",
+          type: "quantitative",
+          title: "dirty pages per interval (median)",
+          scale: { type: "log" },
+        },
+        y: {
+          field: "value",
+          type: "quantitative",
+          title: yTitle,
+          scale: { type: "symlog" },
+          axis: { values: [0, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000] },
+        },
+        color: { field: "engine", type: "nominal", title: "engine", legend: { labelLimit: 280 } },
+        // Dashes tell the hot fractions apart on the lines, point shapes in the legend.
+        strokeDash: { field: "hot", type: "nominal", title: "hot fraction" },
+        shape: { field: "hot", type: "nominal", title: "hot fraction" },
+        order: { field: "pages", type: "quantitative" },
+      },
+    },
+  };
+}
+
+function sweepDowntime(rows: readonly GroupRow[]): ChartSpec | null {
+  return sweepChart(
+    rows,
+    "sweep-downtime",
+    "Solo VM downtime (median) against dirty pages per interval",
+    "solo VM downtime (ms, symlog)",
+    (r) => r.soloDowntimeMedianMs,
+    downtimeSeries,
+  );
+}
+
+function sweepGuestFelt(rows: readonly GroupRow[]): ChartSpec | null {
+  return sweepChart(
+    rows,
+    "sweep-guest-felt",
+    "Guest-felt downtime per checkpoint against dirty pages per interval",
+    "QEMU stopped + guest write stalls (ms, symlog)",
+    (r) => r.guest?.downtimeMs ?? null,
+    (engine) => engine,
+  );
+}
+
+/**
+ * The pause of each engine by step: a stacked bar of the steps' medians (as the engine recorded
+ * them) and a tick at the median pause, one panel per engine with its own scale (QEMU's steps
+ * can be seconds where the agent engines' are milliseconds).
+ */
+function pauseSteps(steps: readonly EngineSteps[]): ChartSpec | null {
+  const data = steps.flatMap((e) => [
+    ...Object.entries(e.stepsMedianMs).map(([step, ms], order) => ({
+      engine: e.engine,
+      kind: "step",
+      step,
+      order,
+      ms,
+    })),
+    ...(e.pauseMedianMs === null
+      ? []
+      : [{ engine: e.engine, kind: "pause", step: "pause", order: -1, ms: e.pauseMedianMs }]),
+  ]);
+  if (!data.some((d) => d.kind === "step")) return null;
+  const stepNames = uniq(data.filter((d) => d.kind === "step").map((d) => d.step));
+  return {
+    id: "pause-steps",
+    title: "Pause by step per engine (bars: median per step; tick: median pause)",
+    series: [...uniq(steps.map((e) => e.engine)), ...stepNames],
+    spec: {
+      title: "Pause by step per engine (bars: median per step; tick: median pause)",
+      data: { values: data },
+      facet: {
+        column: { field: "engine", type: "nominal", title: "engine", sort: uniq(steps.map((e) => e.engine)) },
+      },
+      resolve: { scale: { y: "independent" } },
+      spec: {
+        width: 70,
+        height: HEIGHT,
+        layer: [
+          {
+            transform: [{ filter: "datum.kind === 'step'" }],
+            mark: "bar",
+            encoding: {
+              x: { field: "engine", type: "nominal", axis: null },
+              y: { field: "ms", type: "quantitative", title: "ms", stack: "zero" },
+              color: { field: "step", type: "nominal", title: "step", sort: stepNames },
+              order: { field: "order", type: "quantitative" },
+            },
+          },
+          {
+            transform: [{ filter: "datum.kind === 'pause'" }],
+            mark: { type: "tick", color: "black", thickness: 2 },
+            encoding: {
+              x: { field: "engine", type: "nominal", axis: null },
+              y: { field: "ms", type: "quantitative" },
+            },
+          },
+        ],
+      },
+    },
+  };
+}
+
 /** The chart specs the data supports, in report order. */
-export function chartSpecs(rows: readonly GroupRow[]): ChartSpec[] {
+export function chartSpecs(rows: readonly GroupRow[], steps: readonly EngineSteps[] = []): ChartSpec[] {
   return [
     soloDowntime(rows),
+    sweepDowntime(rows),
+    sweepGuestFelt(rows),
+    pauseSteps(steps),
     vcDowntime(rows),
     overheadInterval(rows),
     memoryOverhead(rows),
@@ -262,8 +420,11 @@ export async function renderSvg(chart: ChartSpec): Promise<Chart> {
   }
 }
 
-export async function renderCharts(rows: readonly GroupRow[]): Promise<Chart[]> {
+export async function renderCharts(
+  rows: readonly GroupRow[],
+  steps: readonly EngineSteps[] = [],
+): Promise<Chart[]> {
   const out: Chart[] = [];
-  for (const c of chartSpecs(rows)) out.push(await renderSvg(c));
+  for (const c of chartSpecs(rows, steps)) out.push(await renderSvg(c));
   return out;
 }

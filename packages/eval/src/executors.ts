@@ -1,9 +1,9 @@
 /**
  * The real cell executors, on the controller's engine API (`startVmWithAgent`, `createEngine`,
- * `CheckpointLoop`, `restoreVmWithAgent`) and NPB in the guest image; vc-scale and restore cells
- * with several VMs run on the virtual cluster (vc.ts, vc-restore.ts). Cells no executor can run
- * yet (several VMs in solo, interval, predictor) fail with `NOT_AVAILABLE` (recorded, never a
- * fake result).
+ * `CheckpointLoop`, `restoreVmWithAgent`) and NPB or vpc-dirtier in the guest image; vc-scale,
+ * npb and restore cells with several VMs run on the virtual cluster (vc.ts, vc-restore.ts).
+ * Cells no executor can run yet (several VMs in solo, sweep, interval, predictor) fail with
+ * `NOT_AVAILABLE` (recorded, never a fake result).
  */
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -12,7 +12,6 @@ import {
   type AgentVm,
   CheckpointLoop,
   type ClosableEngine,
-  type CheckpointRecord as ControllerRecord,
   createEngine,
   type GuestImage,
   loadGuestImage,
@@ -21,55 +20,18 @@ import {
 } from "@vpc/controller";
 import { CheckpointStore } from "@vpc/storage";
 import { EvaluationError, notAvailable } from "./errors.js";
-import { type Cell, type ExperimentName, NO_CHECKPOINT, type ResultRecord } from "./format.js";
+import { type Cell, type ExperimentName, NO_CHECKPOINT } from "./format.js";
 import {
   countVerified,
   finishRestoredWorkload,
   kernelCommand,
   restoreWorkloadCommand,
 } from "./guest-workload.js";
+import { recordQueue, toResultRecord } from "./records.js";
 import type { CellContext, CellExecutor } from "./runner.js";
+import { type RunStateEvent, runSweepCell } from "./sweep.js";
 import { createVcExecutor, realVcDeps } from "./vc.js";
 import { createVcRestoreExecutor } from "./vc-restore.js";
-
-/** Maps one controller checkpoint record to a results record (ARCHITECTURE §2 names kept). */
-export function toResultRecord(r: ControllerRecord): ResultRecord {
-  if (!r.ok) {
-    return {
-      type: "checkpoint-failure",
-      vmId: r.vmId,
-      epoch: r.epoch,
-      engine: r.engine,
-      stage: r.stage,
-      error: { name: r.error.name, code: r.error.code ?? null, message: r.error.message },
-    };
-  }
-  const p = r.prediction;
-  return {
-    type: "checkpoint",
-    vmId: r.vmId,
-    epoch: r.epoch,
-    engine: r.engine,
-    full: r.full,
-    pauseMs: r.pauseMs,
-    stallMs: r.stallMs,
-    soloDowntimeMs: r.soloDowntimeMs,
-    memoryOverhead: r.memoryOverhead,
-    checkpointBytes: r.checkpointBytes,
-    durableMs: r.durableMs,
-    pagesDirty: r.pagesDirty,
-    pagesCopiedInPause: r.pagesCopiedInPause,
-    pagesProtected: r.pagesProtected,
-    pagesCowCopied: r.pagesCowCopied,
-    cowFaults: r.cowFaults,
-    precision: p?.precision ?? null,
-    recall: p?.recall ?? null,
-    predicted: p?.predicted ?? null,
-    hits: p?.hits ?? null,
-    written: p?.written ?? null,
-    predictionApproximate: p?.approximate ?? null,
-  };
-}
 
 /** How long the restored workload has to complete a run and stop (CG/IS/EP class S take seconds). */
 export const RESTORE_FINISH_MS = 180_000;
@@ -82,19 +44,32 @@ interface Live {
   readonly engine: ClosableEngine | undefined;
 }
 
-/** Boots one VM with the agent (and an engine + store unless `none`), runs `body`, cleans up always. */
-async function withVm<T>(cell: Cell, ctx: CellContext, body: (live: Live) => Promise<T>): Promise<T> {
-  if (cell.vms !== 1 || cell.hosts !== 1)
-    throw notAvailable(
-      `${cell.experiment} with ${cell.vms} VMs on ${cell.hosts} hosts: only vc-scale and restore run clusters`,
-    );
-  const image = await loadGuestImage();
+/** The NPB kernel of the cell must be in the guest image. */
+function needsNpbKernel(image: GuestImage, cell: Cell): void {
   if (!image.npb.includes(cell.kernel)) {
     throw new EvaluationError(
       "CONFIG",
       `the guest image has no NPB kernel "${cell.kernel}" (run make images)`,
     );
   }
+}
+
+/**
+ * Boots one VM with the agent (and an engine + store unless `none`), runs `body`, cleans up
+ * always. `needs` checks the image has the cell's workload before anything boots.
+ */
+async function withVm<T>(
+  cell: Cell,
+  ctx: CellContext,
+  body: (live: Live) => Promise<T>,
+  needs: (image: GuestImage, cell: Cell) => void = needsNpbKernel,
+): Promise<T> {
+  if (cell.vms !== 1 || cell.hosts !== 1)
+    throw notAvailable(
+      `${cell.experiment} with ${cell.vms} VMs on ${cell.hosts} hosts: only vc-scale, npb and restore run clusters`,
+    );
+  const image = await loadGuestImage();
+  needs(image, cell);
   const work = await mkdtemp(join(tmpdir(), "vpc-eval-"));
   let agentVm: AgentVm | undefined;
   let store: CheckpointStore | undefined;
@@ -121,27 +96,16 @@ async function withVm<T>(cell: Cell, ctx: CellContext, body: (live: Live) => Pro
   }
 }
 
-/** Appends records in order while the loop runs; the first append error is kept and rethrown. */
-function recordSink(ctx: CellContext): { push(r: ControllerRecord): void; flush(): Promise<void> } {
-  let chain = Promise.resolve();
-  return {
-    push: (r) => {
-      chain = chain.then(() => ctx.record(toResultRecord(r)));
-    },
-    flush: () => chain,
-  };
-}
-
 /** solo, interval, predictor: the kernel runs `kernelRuns` times while the engine checkpoints. */
 export const workloadExecutor: CellExecutor = (cell, ctx) =>
   withVm(cell, ctx, async ({ agentVm, engine }) => {
-    const sink = recordSink(ctx);
+    const sink = recordQueue(ctx);
     const loop = engine
       ? new CheckpointLoop({
           vm: agentVm.vm,
           engine,
           intervalMs: cell.intervalMs,
-          onRecord: (r) => sink.push(r),
+          onRecord: (r) => sink.push(toResultRecord(r)),
         }).start()
       : undefined;
     ctx.progress(`running ${cell.kernel.toUpperCase()}.${cell.cls} ×${cell.kernelRuns} under ${cell.engine}`);
@@ -182,14 +146,14 @@ export const restoreExecutor: CellExecutor = (cell, ctx) =>
     if (!engine || !store || cell.chainLength === null) {
       throw new EvaluationError("CONFIG", "a restore cell needs an engine and a chain length");
     }
-    const sink = recordSink(ctx);
+    const sink = recordQueue(ctx);
     await agentVm.vm.run(restoreWorkloadCommand(cell), { timeoutMs: 30_000 });
     const loop = new CheckpointLoop({
       vm: agentVm.vm,
       engine,
       intervalMs: cell.intervalMs,
       maxCheckpoints: cell.chainLength,
-      onRecord: (r) => sink.push(r),
+      onRecord: (r) => sink.push(toResultRecord(r)),
     }).start();
     ctx.progress(
       `taking ${cell.chainLength} checkpoint(s) while ${cell.kernel.toUpperCase()}.${cell.cls} runs`,
@@ -244,6 +208,59 @@ export const restoreExecutor: CellExecutor = (cell, ctx) =>
     }
   });
 
+/** sweep: vpc-dirtier in one VM under one engine (sweep.ts), on this VM and a CheckpointLoop. */
+export const sweepExecutor: CellExecutor = (cell, ctx) =>
+  withVm(
+    cell,
+    ctx,
+    async ({ agentVm, engine }) => {
+      if (!engine)
+        throw new EvaluationError("CONFIG", "a sweep cell needs an engine (none has nothing to measure)");
+      const { vm } = agentVm;
+      await runSweepCell(
+        cell,
+        ctx,
+        {
+          run: (command) => vm.run(command, { timeoutMs: 60_000 }),
+          recordRunState: () => {
+            const listener = vm.qmp.events({ names: ["STOP", "RESUME"] });
+            const events: RunStateEvent[] = [];
+            const reading = (async () => {
+              for await (const e of listener) events.push(e);
+            })();
+            return {
+              stop: async () => {
+                // Events QEMU sent before this call are delivered first: QMP is one ordered stream.
+                await vm.qmp.queryStatus();
+                listener.close();
+                await reading;
+                return events;
+              },
+            };
+          },
+          checkpoints: async (firstEpoch, count, onRecord) =>
+            (
+              await new CheckpointLoop({
+                vm,
+                engine,
+                intervalMs: cell.intervalMs,
+                firstEpoch,
+                maxCheckpoints: count,
+                onRecord,
+              })
+                .start()
+                .finished()
+            ).records,
+        },
+        { now: () => performance.now(), sleep: (ms) => new Promise((r) => setTimeout(r, ms)) },
+      );
+    },
+    (image) => {
+      if (!image.programs.includes("vpc-dirtier"))
+        throw new EvaluationError("CONFIG", "the guest image has no vpc-dirtier (run make images)");
+    },
+  );
+
 /** The executor of each experiment on this machine's real VMs. */
 export function realExecutor(experiment: ExperimentName): CellExecutor {
   switch (experiment) {
@@ -251,6 +268,13 @@ export function realExecutor(experiment: ExperimentName): CellExecutor {
     case "interval":
     case "predictor":
       return workloadExecutor;
+    case "sweep":
+      return sweepExecutor;
+    case "npb": {
+      // One VM as in solo; several as a virtual cluster as in vc-scale.
+      const vc = createVcExecutor(realVcDeps);
+      return (cell, ctx) => (cell.vms > 1 ? vc(cell, ctx) : workloadExecutor(cell, ctx));
+    }
     case "restore": {
       const vc = createVcRestoreExecutor(realVcDeps);
       return (cell, ctx) => (cell.vms > 1 ? vc(cell, ctx) : restoreExecutor(cell, ctx));

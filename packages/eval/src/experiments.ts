@@ -1,15 +1,18 @@
 /**
- * The five experiments of issue 11 and their presets. `--quick` is sized to finish in about ten
- * minutes per experiment on a 2-core TCG machine (class S, few cells, one repetition); `--full`
- * is the evaluation plan of ARCHITECTURE §6.
+ * The experiments and their presets. `--quick` is sized to finish in about ten minutes per
+ * experiment on a 2-core TCG machine (class S, few cells, one repetition; `npb` and `sweep`,
+ * whose point is a dirty set large enough to matter, take longer); `--full` is the evaluation
+ * plan of ARCHITECTURE §6.
  */
 import { EvaluationError } from "./errors.js";
 import {
   type Cell,
+  DIRTIER,
   type ExperimentConfig,
   type ExperimentName,
   isExperimentName,
   NO_CHECKPOINT,
+  NO_CLASS,
   type PresetName,
 } from "./format.js";
 
@@ -18,6 +21,14 @@ const ALL_KERNELS = ["ep", "is", "cg", "mg", "ft"];
 export const VPC_DEFAULT = "vpc";
 const VPC_STRATEGIES = ["vpc(last)", "vpc(k-of-n:k=2,n=4)", "vpc(recency)", "vpc(early-writers)"];
 const BASELINES = ["stop-copy", "cow", "precopy", "qemu-snapshot", "qemu-stop"];
+/** Every agent engine side by side, and the QEMU peer a user has today. */
+const SIDE_BY_SIDE = ["stop-copy", "cow", VPC_DEFAULT, "precopy", "qemu-snapshot"];
+/**
+ * Guest RAM per NPB class A kernel at one rank per VM: the peak RSS of images/npb/README.md
+ * (MG 449, FT 465, IS 146, CG 41, EP 18 MiB) plus the ~85 MiB a fresh guest uses (its root
+ * filesystem lives in RAM), rounded up to 512 MiB or 1 GiB.
+ */
+const CLASS_A_MEM_MIB: Readonly<Record<string, number>> = { ep: 512, is: 512, cg: 512, mg: 1024, ft: 1024 };
 
 type Preset = Omit<ExperimentConfig, "experiment">;
 
@@ -49,6 +60,57 @@ const PRESETS: Record<ExperimentName, Record<PresetName, Preset>> = {
       engines: [NO_CHECKPOINT, VPC_DEFAULT, ...VPC_STRATEGIES, ...BASELINES],
       kernelRuns: 10,
       repetitions: 3,
+    },
+  },
+  npb: {
+    // Where the question is real: dirty sets of thousands of pages per interval (class S dirties
+    // too little to show more than fixed costs). One VM under every engine, four VMs (one rank
+    // each, a virtual cluster on 2 hosts) under the agent engines (QEMU's engines checkpoint
+    // one VM, not a cluster). MG.W rewrites most of its ~55 MiB every V-cycle.
+    quick: {
+      ...base,
+      kernels: ["mg"],
+      classes: ["W"],
+      engines: [NO_CHECKPOINT, ...SIDE_BY_SIDE],
+      vms: [1, 4],
+      hosts: [2],
+      kernelRuns: 3,
+    },
+    full: {
+      ...base,
+      kernels: ALL_KERNELS,
+      classes: ["A"],
+      engines: [NO_CHECKPOINT, ...SIDE_BY_SIDE],
+      vms: [1, 4],
+      hosts: [2],
+      memMiB: [512],
+      kernelMemMiB: CLASS_A_MEM_MIB,
+      kernelRuns: 2,
+      repetitions: 2,
+    },
+  },
+  sweep: {
+    // The guest's vpc-dirtier at N page writes/s with a hot fraction h; checkpoints every 1 s;
+    // kernelRuns = checkpoints measured after the full base. 20k/s at h 0.2 dirties > 16k pages
+    // per interval; the region (sweepRegionMiB) must fit in the guest beside its root filesystem.
+    quick: {
+      ...base,
+      kernels: [DIRTIER],
+      classes: [NO_CLASS],
+      engines: SIDE_BY_SIDE,
+      dirtyRates: [1000, 5000, 20000],
+      hotFractions: [0.2, 0.8],
+      kernelRuns: 6,
+    },
+    full: {
+      ...base,
+      kernels: [DIRTIER],
+      classes: [NO_CLASS],
+      engines: [...SIDE_BY_SIDE, "qemu-stop"],
+      dirtyRates: [1000, 2000, 5000, 10000, 20000, 40000],
+      hotFractions: [0, 0.5, 0.8, 0.95],
+      memMiB: [512],
+      kernelRuns: 10,
     },
   },
   "vc-scale": {
@@ -152,28 +214,32 @@ export function expandCells(config: ExperimentConfig): Cell[] {
         for (const vms of config.vms) {
           // More hosts than VMs means one VM per host: the cells dedupe below.
           for (const hosts of config.hosts.map((h) => Math.min(h, vms))) {
-            for (const memMiB of config.memMiB) {
+            for (const memMiB of memoryFor(config, kernel)) {
               for (const engine of orderEngines(config.engines)) {
+                if (config.experiment === "npb" && vms > 1 && !checkpointsClusters(engine)) continue;
                 for (const intervalMs of engine === NO_CHECKPOINT ? [0] : config.intervalsMs) {
                   for (const chainLength of config.chainLengths ?? [null]) {
-                    const cell: Cell = {
-                      experiment: config.experiment,
-                      kernel,
-                      cls,
-                      engine,
-                      vms,
-                      hosts,
-                      intervalMs,
-                      memMiB,
-                      kernelRuns: config.kernelRuns,
-                      mode: config.mode,
-                      chainLength,
-                      rep,
-                    };
-                    const key = JSON.stringify(cell);
-                    if (!seen.has(key)) {
-                      seen.add(key);
-                      cells.push(cell);
+                    for (const point of sweepPoints(config)) {
+                      const cell: Cell = {
+                        experiment: config.experiment,
+                        kernel,
+                        cls,
+                        engine,
+                        vms,
+                        hosts,
+                        intervalMs,
+                        memMiB,
+                        kernelRuns: config.kernelRuns,
+                        mode: config.mode,
+                        chainLength,
+                        rep,
+                        ...point,
+                      };
+                      const key = JSON.stringify(cell);
+                      if (!seen.has(key)) {
+                        seen.add(key);
+                        cells.push(cell);
+                      }
                     }
                   }
                 }
@@ -185,6 +251,23 @@ export function expandCells(config: ExperimentConfig): Cell[] {
     }
   }
   return cells;
+}
+
+function memoryFor(config: ExperimentConfig, kernel: string): readonly number[] {
+  const sized = config.kernelMemMiB?.[kernel];
+  return sized === undefined ? config.memMiB : [sized];
+}
+
+/** A virtual cluster checkpoints through the dirty-log agent: QEMU's own engines take one VM only. */
+function checkpointsClusters(engine: string): boolean {
+  return !engine.startsWith("qemu-");
+}
+
+/** The sweep's rate × hot-fraction grid; one empty point for every other experiment. */
+function sweepPoints(config: ExperimentConfig): Pick<Cell, "dirtyRate" | "hotFraction">[] {
+  if (config.dirtyRates === undefined || config.hotFractions === undefined) return [{}];
+  const hot = config.hotFractions;
+  return config.dirtyRates.flatMap((dirtyRate) => hot.map((hotFraction) => ({ dirtyRate, hotFraction })));
 }
 
 function orderEngines(engines: readonly string[]): string[] {

@@ -8,7 +8,15 @@ import { EvaluationError } from "./errors.js";
 
 export const RESULTS_FORMAT = "vpc-eval-results/1";
 
-export const EXPERIMENT_NAMES = ["solo", "vc-scale", "interval", "predictor", "restore"] as const;
+export const EXPERIMENT_NAMES = [
+  "solo",
+  "npb",
+  "sweep",
+  "vc-scale",
+  "interval",
+  "predictor",
+  "restore",
+] as const;
 export type ExperimentName = (typeof EXPERIMENT_NAMES)[number];
 
 export function isExperimentName(s: string): s is ExperimentName {
@@ -18,12 +26,17 @@ export function isExperimentName(s: string): s is ExperimentName {
 /** The engine name of cells that run the kernel without checkpointing (the run-time baseline). */
 export const NO_CHECKPOINT = "none";
 
+/** The workload name of sweep cells: the guest's synthetic dirtier (images/guest/programs/vpc-dirtier.c), not NPB. */
+export const DIRTIER = "dirtier";
+/** The class of cells whose workload has none (sweep). */
+export const NO_CLASS = "-";
+
 /** One cell: experiment × kernel × class × engine/strategy × VM count × interval × repetition (+ RAM, chain). */
 export interface Cell {
   readonly experiment: ExperimentName;
-  /** NPB kernel, lower case (ep, is, cg, mg, ft). */
+  /** NPB kernel, lower case (ep, is, cg, mg, ft); `dirtier` in sweep cells. */
   readonly kernel: string;
-  /** NPB class (S, W, A, …). */
+  /** NPB class (S, W, A, …); `-` (NO_CLASS) in sweep cells. */
   readonly cls: string;
   /** Engine spec as `createEngine` takes it (e.g. `vpc(k-of-n:k=2,n=4)`), or `none`. */
   readonly engine: string;
@@ -33,7 +46,10 @@ export interface Cell {
   readonly intervalMs: number;
   /** Guest RAM per VM. */
   readonly memMiB: number;
-  /** Times the kernel runs back to back in one measured run (spans several checkpoints). */
+  /**
+   * Times the kernel runs back to back in one measured run (spans several checkpoints); sweep:
+   * the checkpoints measured after the full base.
+   */
   readonly kernelRuns: number;
   /** Dirty tracking mode asked of the agent; null = the engine's default. */
   readonly mode: "sync" | "async" | null;
@@ -41,6 +57,10 @@ export interface Cell {
   readonly chainLength: number | null;
   /** Repetition number, from 0. */
   readonly rep: number;
+  /** sweep only: page writes per second the dirtier does. */
+  readonly dirtyRate?: number;
+  /** sweep only: fraction of those writes that go to its small hot set (0..1). */
+  readonly hotFraction?: number;
 }
 
 /** A stable, file-name-safe id: readable parts plus a hash of the whole cell. */
@@ -51,9 +71,13 @@ export function cellId(c: Cell): string {
     .digest("hex")
     .slice(0, 8);
   const chain = c.chainLength === null ? "" : `.c${c.chainLength}`;
-  return `${c.experiment}.${c.kernel}-${c.cls}.${slug(c.engine)}.v${c.vms}.i${c.intervalMs}.m${c.memMiB}${chain}.r${c.rep}-${hash}`;
+  const dirtier = c.dirtyRate === undefined ? "" : `.n${c.dirtyRate}.h${slug(String(c.hotFraction))}`;
+  // A class of "-" (sweep: no NPB class) is left out.
+  const workload = c.cls === NO_CLASS ? c.kernel : `${c.kernel}-${c.cls}`;
+  return `${c.experiment}.${workload}.${slug(c.engine)}.v${c.vms}.i${c.intervalMs}.m${c.memMiB}${chain}${dirtier}.r${c.rep}-${hash}`;
 }
 
+/** The cell's fields in a fixed order; the sweep's fields only where present, so other cells' ids stay as they were. */
 function canonicalCell(c: Cell): Cell {
   return {
     experiment: c.experiment,
@@ -68,6 +92,14 @@ function canonicalCell(c: Cell): Cell {
     mode: c.mode,
     chainLength: c.chainLength,
     rep: c.rep,
+    ...sweepFields(c),
+  };
+}
+
+function sweepFields(c: Pick<Cell, "dirtyRate" | "hotFraction">): Pick<Cell, "dirtyRate" | "hotFraction"> {
+  return {
+    ...(c.dirtyRate === undefined ? {} : { dirtyRate: c.dirtyRate }),
+    ...(c.hotFraction === undefined ? {} : { hotFraction: c.hotFraction }),
   };
 }
 
@@ -96,6 +128,13 @@ export interface CheckpointRecord {
   readonly hits: number | null;
   readonly written: number | null;
   readonly predictionApproximate: boolean | null;
+  /**
+   * Step times of the pause (ms) by name, as the engine recorded them (names and nesting are the
+   * controller's: docs/engines.md); null in files written before steps were kept.
+   */
+  readonly steps: Readonly<Record<string, number>> | null;
+  /** The controller's whole CheckpointMetrics record except `steps`; null in older files. */
+  readonly metrics: Readonly<Record<string, unknown>> | null;
 }
 
 /** A checkpoint that failed (recorded, never dropped). */
@@ -164,12 +203,42 @@ export interface RestoredVm {
   readonly replayed: number;
 }
 
+/**
+ * sweep: what the guest felt over one window, from vpc-dirtier's stall probe (two marks) and
+ * QEMU's STOP/RESUME events. A cell has a `baseline` window (no checkpoints) and a
+ * `checkpointing` window (`checkpoints` incremental checkpoints at the interval).
+ */
+export interface GuestStallRecord {
+  readonly type: "guest-stall";
+  readonly phase: "baseline" | "checkpointing";
+  /** Checkpoints committed inside the window (0 for the baseline). */
+  readonly checkpoints: number;
+  /** The window on the guest's monotonic clock (QEMU stops it during a pause). */
+  readonly guestWindowMs: number;
+  /** The window on the host's clock. */
+  readonly hostWindowMs: number;
+  readonly pagesWritten: number;
+  /** Gaps of at least 1 ms in the dirtier's loop (late wake-ups and stalled writes). */
+  readonly gaps: number;
+  readonly gapMs: number;
+  /** The part of gaps/gapMs seen across a page write (a stalled memory access). */
+  readonly writeGaps: number;
+  readonly writeGapMs: number;
+  readonly maxGapMs: number;
+  /** Gaps by lower bound in ms ("1": 1 up to 2 ms, …). */
+  readonly gapHistogram: Readonly<Record<string, number>>;
+  /** QMP STOP→RESUME pairs in the window and their total length, on QEMU's own event timestamps. */
+  readonly stops: number;
+  readonly stoppedMs: number;
+}
+
 export type ResultRecord =
   | CheckpointRecord
   | CheckpointFailureRecord
   | RunRecord
   | VcCheckpointRecord
-  | RestoreRecord;
+  | RestoreRecord
+  | GuestStallRecord;
 
 export interface ErrorInfo {
   readonly name: string;
@@ -217,6 +286,11 @@ export interface ExperimentConfig {
   readonly memMiB: readonly number[];
   /** restore only: epochs in the restored chain. */
   readonly chainLengths: readonly number[] | null;
+  /** sweep only: the dirtier's page writes per second, and the fractions of them going to its hot set. */
+  readonly dirtyRates?: readonly number[];
+  readonly hotFractions?: readonly number[];
+  /** Guest RAM for the kernels named here, instead of `memMiB` (npb: guests sized to the kernel). */
+  readonly kernelMemMiB?: Readonly<Record<string, number>>;
   readonly kernelRuns: number;
   readonly mode: "sync" | "async" | null;
   readonly repetitions: number;
@@ -297,6 +371,13 @@ class Check {
     return o[k] === null || o[k] === undefined ? null : this.bool(o, k);
   }
 
+  /** An object of finite numbers (e.g. step name → ms), keys in file order. */
+  numRecord(o: Json, k: string): Record<string, number> {
+    const v = this.obj(o[k], `field "${k}"`);
+    for (const key of Object.keys(v)) this.num(v, key);
+    return v as Record<string, number>;
+  }
+
   arr(o: Json, k: string): unknown[] {
     const v = o[k];
     if (!Array.isArray(v)) this.fail(`field "${k}" must be an array`);
@@ -347,6 +428,8 @@ export function parseRecordLine(text: string, path: string, line: number): Resul
         hits: c.numOrNull(o, "hits"),
         written: c.numOrNull(o, "written"),
         predictionApproximate: c.boolOrNull(o, "predictionApproximate"),
+        steps: o.steps === null || o.steps === undefined ? null : c.numRecord(o, "steps"),
+        metrics: o.metrics === null || o.metrics === undefined ? null : c.obj(o.metrics, "metrics"),
       };
     case "checkpoint-failure":
       return {
@@ -401,6 +484,28 @@ export function parseRecordLine(text: string, path: string, line: number): Resul
               }),
             }),
       };
+    case "guest-stall": {
+      const phase =
+        o.phase === "baseline" || o.phase === "checkpointing"
+          ? o.phase
+          : c.fail(`field "phase" must be "baseline" or "checkpointing", got ${JSON.stringify(o.phase)}`);
+      return {
+        type,
+        phase,
+        checkpoints: c.num(o, "checkpoints"),
+        guestWindowMs: c.num(o, "guestWindowMs"),
+        hostWindowMs: c.num(o, "hostWindowMs"),
+        pagesWritten: c.num(o, "pagesWritten"),
+        gaps: c.num(o, "gaps"),
+        gapMs: c.num(o, "gapMs"),
+        writeGaps: c.num(o, "writeGaps"),
+        writeGapMs: c.num(o, "writeGapMs"),
+        maxGapMs: c.num(o, "maxGapMs"),
+        gapHistogram: c.numRecord(o, "gapHistogram"),
+        stops: c.num(o, "stops"),
+        stoppedMs: c.num(o, "stoppedMs"),
+      };
+    }
     default:
       return c.fail(`unknown record type ${JSON.stringify(type)}`);
   }
@@ -434,6 +539,10 @@ function parseCell(v: unknown, c: Check): Cell {
     mode: parseMode(o.mode, c),
     chainLength: c.numOrNull(o, "chainLength"),
     rep: c.num(o, "rep"),
+    ...sweepFields({
+      ...(o.dirtyRate === undefined ? {} : { dirtyRate: c.num(o, "dirtyRate") }),
+      ...(o.hotFraction === undefined ? {} : { hotFraction: c.num(o, "hotFraction") }),
+    }),
   };
 }
 
@@ -487,6 +596,9 @@ export function parseExperimentConfig(v: unknown, c: Check): ExperimentConfig {
     memMiB: numList(o, "memMiB", c),
     chainLengths:
       o.chainLengths === null || o.chainLengths === undefined ? null : numList(o, "chainLengths", c),
+    ...(o.dirtyRates === undefined ? {} : { dirtyRates: numList(o, "dirtyRates", c) }),
+    ...(o.hotFractions === undefined ? {} : { hotFractions: numList(o, "hotFractions", c) }),
+    ...(o.kernelMemMiB === undefined ? {} : { kernelMemMiB: c.numRecord(o, "kernelMemMiB") }),
     kernelRuns: c.num(o, "kernelRuns"),
     mode: parseMode(o.mode, c),
     repetitions: c.num(o, "repetitions"),

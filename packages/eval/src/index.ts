@@ -3,8 +3,11 @@ export {
   analyze,
   type ClaimRow,
   type ClaimStatus,
+  type EngineSteps,
+  engineSteps,
   type FailedCell,
   type GroupRow,
+  type GuestFelt,
   groupRows,
 } from "./analyze.js";
 export { type Chart, type ChartSpec, chartSpecs, renderCharts, renderSvg } from "./charts.js";
@@ -16,6 +19,15 @@ export {
   runEvalCli,
   runReportCli,
 } from "./cli.js";
+export {
+  type DirtierParams,
+  type DirtierStatus,
+  type DirtierWindow,
+  dirtierWindow,
+  markDirtierCommand,
+  parseDirtierStatus,
+  startDirtierCommand,
+} from "./dirtier.js";
 export { EvaluationError, type EvaluationErrorCode, type EvaluationErrorOptions } from "./errors.js";
 export { realExecutor } from "./executors.js";
 export { expandCells, presetConfig, VPC_DEFAULT } from "./experiments.js";
@@ -25,11 +37,14 @@ export {
   type CheckpointFailureRecord,
   type CheckpointRecord,
   cellId,
+  DIRTIER,
   EXPERIMENT_NAMES,
   type ExperimentConfig,
   type ExperimentName,
+  type GuestStallRecord,
   type MachineFacts,
   NO_CHECKPOINT,
+  NO_CLASS,
   type PresetName,
   RESULTS_FORMAT,
   type RestoredVm,
@@ -57,3 +72,12 @@ export {
   runExperiments,
 } from "./runner.js";
 export { writeSummaries } from "./summary.js";
+export {
+  type RunStateEvent,
+  runSweepCell,
+  type SweepClock,
+  type SweepGuest,
+  type SweepTiming,
+  stoppedTime,
+  sweepRegionMiB,
+} from "./sweep.js";

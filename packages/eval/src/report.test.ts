@@ -4,10 +4,11 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { XMLParser, XMLValidator } from "fast-xml-parser";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { groupRows } from "./analyze.js";
+import { analyze, groupRows } from "./analyze.js";
 import { chartSpecs } from "./charts.js";
 import { runReportCli } from "./cli.js";
 import { EvaluationError } from "./errors.js";
+import type { CheckpointRecord, GuestStallRecord } from "./format.js";
 import { writeReport } from "./report.js";
 import { parseRecords, readResults } from "./results-dir.js";
 
@@ -67,12 +68,32 @@ describe("vpc report on the recorded fixture", () => {
     expect(code).toBe(0);
     const charts = await readdir(join(results, "report", "charts"));
     expect(charts.sort()).toEqual(
-      ["memory-overhead", "overhead-interval", "predictor", "restore", "solo-downtime", "vc-downtime"].map(
-        (c) => `${c}.svg`,
-      ),
+      [
+        "memory-overhead",
+        "overhead-interval",
+        "pause-steps",
+        "predictor",
+        "restore",
+        "solo-downtime",
+        "sweep-downtime",
+        "sweep-guest-felt",
+        "vc-downtime",
+      ].map((c) => `${c}.svg`),
     );
     const series: Record<string, string[]> = {
-      "solo-downtime": ["stop-copy", "cow", "vpc", "qemu-snapshot"],
+      "solo-downtime": ["stop-copy", "cow", "vpc", "qemu-snapshot (pause only)"],
+      "sweep-downtime": ["cow", "vpc", "qemu-snapshot (pause only)", "h 0.2"],
+      "sweep-guest-felt": ["cow", "vpc", "qemu-snapshot"],
+      "pause-steps": [
+        "cow",
+        "vpc",
+        "qemu-snapshot",
+        "stopMs",
+        "agentMs",
+        "deviceStateMs",
+        "contMs",
+        "copyMs",
+      ],
       "vc-downtime": ["vpc CG.S", "precopy CG.S"],
       "overhead-interval": ["vpc CG.S"],
       "memory-overhead": ["stop-copy", "cow", "vpc"],
@@ -87,7 +108,7 @@ describe("vpc report on the recorded fixture", () => {
       for (const n of names) expect(texts, `${id} has series ${n}`).toContain(n);
     }
     const html = await readFile(join(results, "report", "report.html"), "utf8");
-    expect(html.match(/<svg /g)).toHaveLength(6);
+    expect(html.match(/<svg /g)).toHaveLength(9);
     expect(html).not.toMatch(/<img|<script|https?:\/\/(?!www\.w3\.org)/);
     const md = await readFile(join(results, "report", "report.md"), "utf8");
     expect(md).toContain("![Solo VM downtime (experiment `solo`)](charts/solo-downtime.svg)");
@@ -107,11 +128,87 @@ describe("vpc report on the recorded fixture", () => {
       const inc = cell.records.flatMap((x) =>
         x.type === "checkpoint" && (!x.full || engine.startsWith("qemu-")) ? [x.soloDowntimeMs] : [],
       );
-      const row = rows.find((x) => x[1] === engine);
+      const row = rows.find(
+        (x) => x[1] === (engine === "qemu-snapshot" ? "qemu-snapshot (pause only)" : engine),
+      );
       expect(row, engine).toBeDefined();
       expect(row?.[2]).toBe(String(inc.length));
       expect(row?.[3]).toBe(median(inc).toFixed(2));
     }
+  });
+
+  it("puts each sweep cell's guest-felt downtime in the sweep table, from its raw windows", async () => {
+    const r = await writeReport(results);
+    const rows = mdTable(await readFile(r.markdownPath, "utf8"), "Dirty-rate sweep");
+    const data = await readResults(results);
+    const sweepCells = data.cells.filter((c) => c.status.cell.experiment === "sweep");
+    expect(rows).toHaveLength(sweepCells.length);
+    for (const cell of sweepCells) {
+      const { dirtyRate, hotFraction, engine } = cell.status.cell;
+      const windows = cell.records.filter((x): x is GuestStallRecord => x.type === "guest-stall");
+      const base = windows.find((w) => w.phase === "baseline")!;
+      const cp = windows.find((w) => w.phase === "checkpointing")!;
+      const baseline = (base.writeGapMs * cp.guestWindowMs) / base.guestWindowMs / cp.checkpoints;
+      const felt = cp.stoppedMs / cp.checkpoints + cp.writeGapMs / cp.checkpoints - baseline;
+      const label = engine === "qemu-snapshot" ? "qemu-snapshot (pause only)" : engine;
+      const row = rows.find(
+        (x) => x[0] === String(dirtyRate) && x[1] === String(hotFraction) && x[2] === label,
+      );
+      expect(row, cell.id).toBeDefined();
+      // stopped, raw write stalls, baseline, guest-felt downtime
+      expect(row?.slice(8, 12)).toEqual(
+        [cp.stoppedMs / cp.checkpoints, cp.writeGapMs / cp.checkpoints, baseline, felt].map((x) =>
+          x.toFixed(2),
+        ),
+      );
+    }
+  });
+
+  it("draws the sweep against the dirty pages the agent engines harvested, QEMU's engines at the same x", async () => {
+    const rows = groupRows(await readResults(results));
+    const spec = chartSpecs(rows).find((c) => c.id === "sweep-downtime")?.spec as {
+      data: { values: { engine: string; pages: number }[] };
+    };
+    // Point 1: cow 900, vpc 1100 pages → 1000; point 2: cow 16000, vpc 16200 → 16100.
+    expect(spec.data.values.map((d) => [d.engine, d.pages])).toEqual([
+      ["cow", 1000],
+      ["qemu-snapshot (pause only)", 1000],
+      ["vpc", 1000],
+      ["cow", 16100],
+      ["qemu-snapshot (pause only)", 16100],
+      ["vpc", 16100],
+    ]);
+  });
+
+  it("gives the median of every recorded pause step per engine, steps in first-seen order", async () => {
+    const r = await writeReport(results);
+    const md = await readFile(r.markdownPath, "utf8");
+    const section = md.split(/^## /m).find((s) => s.startsWith("Where the pause goes"))!;
+    const header = section.split("\n").find((l) => l.startsWith("| engine"));
+    expect(header).toBe(
+      "| engine | checkpoints | pause median ms | stopMs (median) | agentMs (median) | deviceStateMs (median) | contMs (median) | copyMs (median) |",
+    );
+    const rows = mdTable(md, "Where the pause goes");
+    expect(rows.map((x) => x[0])).toEqual(["cow", "vpc", "qemu-snapshot (pause only)"]);
+    const data = await readResults(results);
+    for (const engine of ["cow", "vpc"]) {
+      const cps = data.cells
+        .filter((c) => c.status.cell.engine === engine && c.status.state === "done")
+        .flatMap((c) => c.records.filter((x): x is CheckpointRecord => x.type === "checkpoint" && !x.full));
+      const withSteps = cps.filter((x) => x.steps !== null);
+      const row = rows.find((x) => x[0] === engine);
+      expect(row?.[1], engine).toBe(String(withSteps.length));
+      expect(row?.slice(3, 7)).toEqual(
+        ["stopMs", "agentMs", "deviceStateMs", "contMs"].map((k) =>
+          median(withSteps.map((x) => x.steps?.[k] as number)).toFixed(2),
+        ),
+      );
+      expect(row?.[7]).toBe("–");
+    }
+    expect(analyze(data).steps.find((e) => e.engine === "qemu-snapshot")?.stepsMedianMs).toEqual({
+      stopMs: 0,
+      copyMs: 900,
+    });
   });
 
   it("draws one VC line per engine, split by host count only where a VM count ran on several", async () => {
@@ -157,6 +254,14 @@ describe("vpc report on the recorded fixture", () => {
       "CG.S 1 VM/1 host 0.444",
     ]);
     expect(find("run-time overhead < 8% at a 1 s interval")?.[5]).toBe("met");
+    // qemu-snapshot: its pause is labelled as such; the sweep compares guest-felt downtime alike:
+    // vpc (4.5 + 2 − 1) ÷ qemu-snapshot (12 + 301 − 1), and (35 + 7 − 2) ÷ (13 + 802 − 2).
+    expect(find("solo VM downtime ≤ 0.25 × qemu-snapshot's pause")?.[2]).toContain("pause only");
+    expect(find("guest-felt downtime ≤ 0.25 × qemu-snapshot's (sweep)")?.slice(4, 7)).toEqual([
+      "0.049",
+      "met",
+      "1000 pages/s, h 0.2 0.018, 20000 pages/s, h 0.2 0.049",
+    ]);
     const csv = await readFile(join(results, "summary", "claims.csv"), "utf8");
     expect(csv.split("\r\n").filter(Boolean)).toHaveLength(1 + claims.length);
   });
@@ -219,6 +324,18 @@ describe("vpc report on missing or corrupt results", () => {
     expect(err.line).toBe(3);
     expect(err.message).toContain(`${path}:3`);
     expect(err.message).toContain("soloDowntimeMs");
+  });
+
+  it("names a pause step that is not a number", async () => {
+    const name = (await readdir(join(results, "cells"))).find(
+      (f) => f.startsWith("solo.cg-S.cow.") && f.endsWith(".jsonl"),
+    ) as string;
+    const path = join(results, "cells", name);
+    const text = await readFile(path, "utf8");
+    await writeFile(path, text.replace('"agentMs":0.5', '"agentMs":"slow"'));
+    const err = await failWith();
+    expect([err.code, err.path, err.line]).toEqual(["RESULTS_CORRUPT", path, 2]);
+    expect(err.message).toContain('field "agentMs" must be a finite number');
   });
 
   it("names a record file that is not JSON lines, and one truncated against its status", async () => {

@@ -54,6 +54,8 @@ function fake(calls: string[], fail: (c: Cell) => Error | undefined = () => unde
         hits: null,
         written: null,
         predictionApproximate: null,
+        steps: { stopMs: 0.5, contMs: 0.5 },
+        metrics: null,
       });
     }
     const err = fail(cell);
@@ -102,12 +104,56 @@ describe("presets", () => {
   });
 
   it("keeps quick runs small: class S, one repetition, a bounded number of cells", () => {
-    for (const name of EXPERIMENT_NAMES) {
+    // npb and sweep exist for dirty sets that matter: class W, and the sweep's grid.
+    for (const name of EXPERIMENT_NAMES.filter((n) => n !== "npb" && n !== "sweep")) {
       const c = presetConfig(name, "quick");
       expect(c.classes).toEqual(["S"]);
       expect(c.repetitions).toBe(1);
       expect(expandCells(c).length, name).toBeLessThanOrEqual(16);
     }
+    expect(presetConfig("npb", "quick").classes).toEqual(["W"]);
+    expect(expandCells(presetConfig("npb", "quick")).length).toBeLessThanOrEqual(16);
+    expect(expandCells(presetConfig("sweep", "quick")).length).toBeLessThanOrEqual(30);
+  });
+
+  it("sizes npb guests to the kernel and runs clusters under the agent engines only", () => {
+    const full = expandCells(presetConfig("npb", "full"));
+    expect(full.every((c) => c.cls === "A")).toBe(true);
+    const mem = (kernel: string) => new Set(full.filter((c) => c.kernel === kernel).map((c) => c.memMiB));
+    expect([...mem("mg")]).toEqual([1024]);
+    expect([...mem("ft")]).toEqual([1024]);
+    expect([...mem("cg")]).toEqual([512]);
+    for (const preset of ["quick", "full"] as const) {
+      const cells = expandCells(presetConfig("npb", preset));
+      expect(
+        cells.filter((c) => c.vms === 4 && c.engine.startsWith("qemu-")),
+        preset,
+      ).toEqual([]);
+      expect(cells.filter((c) => c.vms === 1).map((c) => c.engine)).toContain("qemu-snapshot");
+      expect(new Set(cells.filter((c) => c.vms === 4).map((c) => c.engine))).toEqual(
+        new Set(["none", "stop-copy", "cow", "vpc", "precopy"]),
+      );
+    }
+  });
+
+  it("sweeps page rates × hot fractions under every agent engine and qemu-snapshot", () => {
+    const cells = expandCells(presetConfig("sweep", "quick"));
+    expect(new Set(cells.map((c) => c.engine))).toEqual(
+      new Set(["stop-copy", "cow", "vpc", "precopy", "qemu-snapshot"]),
+    );
+    expect(new Set(cells.map((c) => `${c.dirtyRate}/${c.hotFraction}`))).toEqual(
+      new Set(["1000/0.2", "1000/0.8", "5000/0.2", "5000/0.8", "20000/0.2", "20000/0.8"]),
+    );
+    const id = cellId(
+      cells.find((c) => c.engine === "vpc" && c.dirtyRate === 20000 && c.hotFraction === 0.2)!,
+    );
+    expect(id).toMatch(/^sweep\.dirtier\.vpc\.v1\.i1000\.m256\.n20000\.h0_2\.r0-[0-9a-f]{8}$/);
+    // Cells of the other experiments keep the ids they had before the sweep's fields existed.
+    const solo = expandCells(presetConfig("solo", "quick")).find(
+      (c) => c.engine === "vpc" && c.kernel === "cg",
+    )!;
+    expect(solo).not.toHaveProperty("dirtyRate");
+    expect(cellId({ ...solo, kernelRuns: 4 })).toBe("solo.cg-S.vpc.v1.i1000.m256.r0-8b0bde2e");
   });
 
   it("runs the no-checkpoint baseline once per workload, first", () => {
@@ -144,7 +190,7 @@ describe("runExperiments", () => {
     expect(r.cells.map((c) => c.status.state)).toEqual(["done", "done", "done"]);
     expect(lines.some((l) => /^\[2\/3\] solo\.cg-S\.cow\..* done in/.test(l))).toBe(true);
     const summary = await readdir(join(dir, "r", "summary"));
-    expect(summary.sort()).toEqual(["cells.csv", "claims.csv", "groups.csv", "records.csv"]);
+    expect(summary.sort()).toEqual(["cells.csv", "claims.csv", "groups.csv", "records.csv", "steps.csv"]);
     const groups = await readFile(join(dir, "r", "summary", "groups.csv"), "utf8");
     expect(groups.split("\r\n").filter(Boolean)).toHaveLength(4);
   });
