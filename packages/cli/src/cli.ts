@@ -27,7 +27,7 @@ Commands:
   cluster demo|up|down      netns hosts, a VM cluster running NPB with global checkpoints, kill + restore
   checkpoint --store DIR    boot a VM and take checkpoints with an engine (stop-copy, cow, vpc, ...)
   restore --store DIR       restart a VM from a committed epoch of a checkpoint store
-  eval NAME... [--quick]    run evaluation experiments (solo, vc-scale, interval, predictor, restore)
+  eval NAME... [--quick]    run evaluation experiments (solo, npb, sweep, vc-scale, interval, predictor, restore)
   report RESULTS_DIR        write a Markdown + HTML report with SVG charts from eval results
   predictor eval TRACE      compare prediction strategies on a recorded dirty trace
   predictor generate ...    write a synthetic dirty trace
