@@ -103,7 +103,8 @@ static int next_vector(struct gen *g, long iouter) {
 struct csr {
     long r0, r1;
     long *rowptr;
-    int *col;
+    int *col;        /* while building; freed when col16 replaces it */
+    uint16_t *col16; /* na <= 65536 (classes S, W, A): 10 instead of 12 bytes per entry */
     double *a;
 };
 
@@ -196,6 +197,12 @@ static void makea(const struct cg_class *c, struct csr *m) {
         m->rowptr[i] = start;
     }
     m->rowptr[nrows] = out;
+    if (c->na <= 65536) {
+        m->col16 = xmalloc(sizeof(uint16_t) * (size_t)out);
+        for (long k = 0; k < out; k++) m->col16[k] = (uint16_t)m->col[k];
+        free(m->col);
+        m->col = NULL;
+    }
     free(acc);
     free(seen);
     free(fill);
@@ -219,29 +226,38 @@ static void gather(const struct cg_ctx *ctx, double *v) {
 }
 
 /* y = A v for the owned rows (v full length, current); returns the local part of w . y.
- * Four partial sums per row break the add latency chain (only rounding changes, SPEC 4.7). */
-static double spmv(const struct cg_ctx *ctx, const double *restrict v, double *restrict y,
-                   const double *restrict w) {
-    const long *restrict rowptr = ctx->m.rowptr;
-    const int *restrict col = ctx->m.col;
-    const double *restrict a = ctx->m.a;
-    double d = 0.0;
-    for (long i = 0; i < ctx->nloc; i++) {
-        long k = rowptr[i];
-        const long e = rowptr[i + 1];
-        double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
-        for (; k + 4 <= e; k += 4) {
-            s0 += a[k] * v[col[k]];
-            s1 += a[k + 1] * v[col[k + 1]];
-            s2 += a[k + 2] * v[col[k + 2]];
-            s3 += a[k + 3] * v[col[k + 3]];
-        }
-        for (; k < e; k++) s0 += a[k] * v[col[k]];
-        const double yi = (s0 + s1) + (s2 + s3);
-        y[i] = yi;
-        d += w[i] * yi;
+ * Four partial sums per row break the add latency chain (only rounding changes, SPEC 4.7).
+ * The product streams the whole matrix from memory at class A, so the column index width
+ * matters: one definition per index type. */
+#define DEFINE_SPMV(name, coltype, field)                                                     \
+    static double name(const struct cg_ctx *ctx, const double *restrict v, double *restrict y, \
+                       const double *restrict w) {                                            \
+        const long *restrict rowptr = ctx->m.rowptr;                                          \
+        const coltype *restrict col = ctx->m.field;                                           \
+        const double *restrict a = ctx->m.a;                                                  \
+        double d = 0.0;                                                                       \
+        for (long i = 0; i < ctx->nloc; i++) {                                                \
+            long k = rowptr[i];                                                               \
+            const long e = rowptr[i + 1];                                                     \
+            double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;                                    \
+            for (; k + 4 <= e; k += 4) {                                                      \
+                s0 += a[k] * v[col[k]];                                                       \
+                s1 += a[k + 1] * v[col[k + 1]];                                               \
+                s2 += a[k + 2] * v[col[k + 2]];                                               \
+                s3 += a[k + 3] * v[col[k + 3]];                                               \
+            }                                                                                 \
+            for (; k < e; k++) s0 += a[k] * v[col[k]];                                        \
+            const double yi = (s0 + s1) + (s2 + s3);                                          \
+            y[i] = yi;                                                                        \
+            d += w[i] * yi;                                                                   \
+        }                                                                                     \
+        return d;                                                                             \
     }
-    return d;
+DEFINE_SPMV(spmv_col16, uint16_t, col16)
+DEFINE_SPMV(spmv_col32, int, col)
+
+static double spmv(const struct cg_ctx *ctx, const double *v, double *y, const double *w) {
+    return ctx->m.col16 ? spmv_col16(ctx, v, y, w) : spmv_col32(ctx, v, y, w);
 }
 
 static double sum_all(double local) {
@@ -392,6 +408,7 @@ int main(int argc, char **argv) {
     free(ctx.displs);
     free(ctx.m.rowptr);
     free(ctx.m.col);
+    free(ctx.m.col16);
     free(ctx.m.a);
     MPI_Finalize();
     return 0;
