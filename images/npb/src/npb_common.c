@@ -25,13 +25,33 @@ double randlc(double *x, double a) {
     return (double)s * R46;
 }
 
+/* s < 2^46: the signed conversion is exact and, unlike the unsigned one, one instruction. */
+static inline double to_unit(uint64_t s) { return (double)(int64_t)s * R46; }
+
 void vranlc(int n, double *x, double a, double y[]) {
     uint64_t s = (uint64_t)*x;
     const uint64_t m = (uint64_t)a;
-    for (int i = 0; i < n; i++) {
+    int i = 0;
+    if (n >= 4) {
+        /* four interleaved chains, each stepping by a^4, so that four multiplications are in
+         * flight instead of one (the values are the same integers) */
+        const uint64_t m2 = mul46(m, m), m4 = mul46(m2, m2);
+        uint64_t c0 = mul46(m, s), c1 = mul46(m, c0), c2 = mul46(m, c1), c3 = mul46(m, c2);
+        for (; i + 4 <= n; i += 4) {
+            y[i] = to_unit(c0);
+            y[i + 1] = to_unit(c1);
+            y[i + 2] = to_unit(c2);
+            y[i + 3] = to_unit(c3);
+            s = c3;
+            c0 = mul46(m4, c0);
+            c1 = mul46(m4, c1);
+            c2 = mul46(m4, c2);
+            c3 = mul46(m4, c3);
+        }
+    }
+    for (; i < n; i++) {
         s = mul46(m, s);
-        /* s < 2^46: the signed conversion is exact and, unlike the unsigned one, one instruction */
-        y[i] = (double)(int64_t)s * R46;
+        y[i] = to_unit(s);
     }
     *x = (double)s;
 }
