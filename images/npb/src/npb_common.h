@@ -43,7 +43,8 @@ double npb_wtime(void);
  *   - not oversubscribed: npb_wait is MPI_Wait and the npb_<collective> helpers call the
  *     blocking MPI collective (lowest latency, one rank per core may spin);
  *   - oversubscribed: the helpers start the nonblocking collective and npb_wait spins 20 us,
- *     then sleeps 20 us between MPI_Test polls, so a waiting rank gives its core away. */
+ *     then yields the core between MPI_Test polls for up to 1 ms, then sleeps 20 us between
+ *     polls, so a waiting rank gives its core away. */
 int npb_sleeping_wait(void);
 void npb_wait(MPI_Request *req);
 void npb_waitall(int n, MPI_Request reqs[]);
