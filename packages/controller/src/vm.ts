@@ -193,16 +193,7 @@ export class Vm {
     path: string,
     options: { transport?: DeviceStateTransport } = {},
   ): Promise<DeviceStateSave> {
-    this.require(["paused"], "save device state");
-    // QEMU refuses a second migrate until the guest ran again ("paused due to previous migration").
-    if (this.savedThisPause) {
-      throw new VmStateError(
-        this.name,
-        "paused-after-save",
-        ["paused"],
-        "save device state twice in one pause",
-      );
-    }
+    this.requireUnsavedPause();
     const transport = options.transport ?? "unix";
     const t0 = performance.now();
     try {
@@ -227,15 +218,7 @@ export class Vm {
    * paused. Started right after `stop`, it can run alongside other work of the pause.
    */
   async captureDeviceState(): Promise<Buffer> {
-    this.require(["paused"], "save device state");
-    if (this.savedThisPause) {
-      throw new VmStateError(
-        this.name,
-        "paused-after-save",
-        ["paused"],
-        "save device state twice in one pause",
-      );
-    }
+    this.requireUnsavedPause();
     const sink = await this.prepareDeviceState();
     try {
       const stream = await sink.capture(this.qmpClient, QMP_COMMAND_TIMEOUT_MS);
@@ -415,6 +398,20 @@ export class Vm {
         errorMessage(e),
         { serialTail: "", stderrTail: proc?.outputTail() ?? "" },
         e,
+      );
+    }
+  }
+
+  /** Device state may be saved once per pause: QEMU refuses a second migrate until the guest ran
+   * again ("paused due to previous migration"). */
+  private requireUnsavedPause(): void {
+    this.require(["paused"], "save device state");
+    if (this.savedThisPause) {
+      throw new VmStateError(
+        this.name,
+        "paused-after-save",
+        ["paused"],
+        "save device state twice in one pause",
       );
     }
   }
