@@ -138,6 +138,7 @@ static struct {
 	int have_saver;
 	_Atomic int saving;
 	uint64_t save_start_ns, save_end_ns, save_copied, save_min_ns;
+	uint32_t save_max_in_use; /* the saver waits while this many slots are staged (0: no bound) */
 	uint32_t save_end_class; /* async: the peek class taken when the save ended */
 	/* stats */
 	struct hist h_track, h_cow;
@@ -1094,9 +1095,12 @@ static size_t saver_word(size_t w, uint64_t mask) {
 		size_t p = w * 64 + (size_t)__builtin_ctzll(bits);
 		bits &= bits - 1;
 		pthread_mutex_lock(&g.mu);
-		if (!g.nfree) {
+		/* Bounded in flight: the saver leaves the slots beyond its budget to COW faults, so
+		 * staging (the checkpoint's memory overhead) stays small while the client drains it. */
+		uint32_t cap = g.save_max_in_use && g.save_max_in_use < g.nslots ? g.save_max_in_use : g.nslots;
+		if (stage_used() >= cap) {
 			atomic_store(&g.waiting_space, 1);
-			while (!g.nfree && bt(g.pending, p) && !atomic_load(&g.stopping))
+			while (stage_used() >= cap && bt(g.pending, p) && !atomic_load(&g.stopping))
 				pthread_cond_wait(&g.space, &g.mu);
 			atomic_store(&g.waiting_space, 0);
 		}
@@ -1161,9 +1165,10 @@ static void join_saver(void) {
 }
 
 static int cmd_save(const uint8_t *in, size_t n, struct out *o, char *msg, size_t msgcap) {
-	uint32_t flags = 0, min_us = 0;
+	uint32_t flags = 0, min_us = 0, max_in_use = 0;
 	if (n >= 4) memcpy(&flags, in, 4);
 	if (n >= 8) memcpy(&min_us, in + 4, 4);
+	if (n >= 12) memcpy(&max_in_use, in + 8, 4);
 	if (atomic_load(&g.saving)) FAIL(EBUSY, "save: the saver is still running");
 	join_saver();
 	uint64_t *first = NULL;
@@ -1174,6 +1179,7 @@ static int cmd_save(const uint8_t *in, size_t n, struct out *o, char *msg, size_
 	g.save_end_ns = 0;
 	g.save_copied = 0;
 	g.save_min_ns = (uint64_t)min_us * 1000u;
+	g.save_max_in_use = max_in_use;
 	uint64_t pending = g.npending;
 	pthread_mutex_unlock(&g.mu);
 	atomic_store(&g.saving, 1);

@@ -564,15 +564,17 @@ export class DirtyLogClient {
    * After `cont`: starts the agent's saver thread, which copies every page still protected into
    * staging (the pages of `first` before the others) and maps it back. Drain staging meanwhile;
    * `saveStatus()` says when it is done. Its end-of-save peek (async mode: the pages written during
-   * the save, as an order class) comes no earlier than `minWindowMs` after the start.
+   * the save, as an order class) comes no earlier than `minWindowMs` after the start. With
+   * `maxInUse` the saver holds at most that many pages staged (COW faults may still use the rest),
+   * which bounds the checkpoint's memory to what the drain keeps up with.
    */
   async startSave(
     first?: PageSet,
-    options: { minWindowMs?: number } = {},
+    options: { minWindowMs?: number; maxInUse?: number } = {},
   ): Promise<{ pending: number; startNs: bigint }> {
     const r = await this.#call(
       "save",
-      requestBody.save(first !== undefined, options.minWindowMs ?? 0),
+      requestBody.save(first !== undefined, options.minWindowMs ?? 0, options.maxInUse ?? 0),
       first ? () => this.#writeSet(first, "save") : undefined,
     );
     return { pending: r.pending as number, startNs: BigInt(r.startNs as number) };

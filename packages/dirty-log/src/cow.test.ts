@@ -8,6 +8,8 @@ import type { CheckpointPlan, TrackingMode } from "./protocol.js";
 const PAGES = 8192; // 32 MiB
 const PAGE = 4096;
 const CHECKPOINTS = Number(process.env.VPC_COW_CHECKPOINTS ?? 5);
+/** protect-all's saver runs with this bound on staged slots (the others unbounded). */
+const SAVER_MAX_IN_USE = 64;
 
 let harness: Harness | undefined;
 afterEach(async () => {
@@ -112,11 +114,15 @@ describe.each<TrackingMode>(["sync", "async"])(
           if (plan === "protect-all") expect(reply.copied).toBe(0);
           if (plan === "predict") expect(sets.copied.equals(saveSet.and(predicted))).toBe(true);
           await h.cmd("writer resume");
-          await c.startSave(plan === "predict" ? saveSet.andNot(predicted) : undefined);
+          const maxInUse = plan === "protect-all" ? SAVER_MAX_IN_USE : 0;
+          await c.startSave(plan === "predict" ? saveSet.andNot(predicted) : undefined, { maxInUse });
           const saved = new PageSet(PAGES);
           let mismatches = 0;
           for (;;) {
             const slots = await c.stagedSlots();
+            // The bound holds for the saver's own copies; COW faults may use the slots beyond it.
+            if (maxInUse > 0)
+              expect(slots.filter((s) => s.source === "copy").length).toBeLessThanOrEqual(maxInUse);
             for (const s of slots) {
               expect(saved.has(s.page)).toBe(false);
               saved.add(s.page);

@@ -171,9 +171,16 @@ export const requestBody = {
       r.fallback === undefined ? 1001 : Math.round(Math.min(1.001, Math.max(0, r.fallback)) * 1000);
     return u32s(flags, front, fallback);
   },
-  /** u32 flags (bit 0: the set file holds the pages to save first), u32 shortest save window (µs). */
-  save(first: boolean, minWindowMs: number): Uint8Array {
-    return u32s(first ? SAVE_FIRST : 0, Math.round(Math.max(0, minWindowMs) * 1000));
+  /**
+   * u32 flags (bit 0: the set file holds the pages to save first), u32 shortest save window (µs),
+   * u32 most slots the saver may hold staged at once (0: no bound).
+   */
+  save(first: boolean, minWindowMs: number, maxInUse: number): Uint8Array {
+    return u32s(
+      first ? SAVE_FIRST : 0,
+      Math.round(Math.max(0, minWindowMs) * 1000),
+      Math.max(0, Math.floor(maxInUse)),
+    );
   },
 };
 

@@ -202,6 +202,7 @@ export class AgentEngine implements CheckpointEngine {
         // checkpoint learns from and scores against.
         await agent.startSave(this.name === "vpc" ? this.#saveFirst(pageCount) : undefined, {
           minWindowMs: this.#params.window ?? 0,
+          maxInUse: Math.ceil((pageCount * (this.#params.buffer ?? 0)) / 1000),
         });
         save = await this.#drainWhileSaving(writer, counts);
       } else {
