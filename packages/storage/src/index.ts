@@ -17,6 +17,7 @@ export { type Compression, type EpochCommitInfo, EpochWriter } from "./internal/
 export {
   type BeginEpochOptions,
   CheckpointStore,
+  type CleanOptions,
   type CompactResult,
   type EpochInfo,
   type OpenOptions,
@@ -24,6 +25,8 @@ export {
   type RestoreOptions,
   type RestoreResult,
   type StoreInfo,
+  type StoreProblem,
+  type VerifyEachResult,
   type VerifyResult,
 } from "./store.js";
 export { type DecodedFile, decodeFile, encodeFile, type Hex64 } from "./tooling.js";

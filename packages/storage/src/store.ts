@@ -119,10 +119,15 @@ export interface EpochInfo {
 
 export interface PartInfo {
   name: string;
+  /** The part's directory (absolute). */
+  dir: string;
   epoch: number;
   kind: "full" | "increment" | "base";
   parentEpoch: number | null;
+  /** Sum of the part's files, as its manifest records them. */
   bytes: number;
+  /** Each file the manifest lists (index, pages, devstate, chanlog) with its recorded length. */
+  files: { name: string; bytes: number }[];
 }
 
 export interface StoreInfo {
@@ -147,7 +152,52 @@ export interface VerifyResult {
   bytes: number;
 }
 
+/** One failed check of `verifyEach`: the error's code, the file and offset it names, and its message. */
+export interface StoreProblem {
+  code: string;
+  path: string;
+  offset?: number;
+  vmId?: string;
+  epoch?: number;
+  message: string;
+}
+
+export interface VerifyEachResult extends VerifyResult {
+  /** Empty when every checksum matched. */
+  problems: StoreProblem[];
+}
+
+/** Which parts `gc`/`compact` remove; with `dryRun` nothing is changed and the result says what would be. */
+export interface CleanOptions {
+  dryRun?: boolean;
+}
+
 const DEFAULT_PAGES_PER_BLOCK = 16;
+
+function problemOf(e: unknown, path: string): StoreProblem {
+  if (!StoreError.isInstance(e)) throw e;
+  return {
+    code: e.code,
+    path: e.path ?? path,
+    ...(e.offset === undefined ? {} : { offset: e.offset }),
+    ...(e.vmId === undefined ? {} : { vmId: e.vmId }),
+    ...(e.epoch === undefined ? {} : { epoch: e.epoch }),
+    message: e.message,
+  };
+}
+
+function describePart(name: string, part: Part): PartInfo {
+  const m = part.manifest;
+  return {
+    name,
+    dir: part.dir,
+    epoch: part.epoch,
+    kind: m.compacted ? "base" : m.full ? "full" : "increment",
+    parentEpoch: m.parentEpoch,
+    bytes: m.files.reduce((s, f) => s + f.bytes, 0),
+    files: m.files.map((f) => ({ name: f.name, bytes: f.bytes })),
+  };
+}
 const DEFAULT_WINDOW_BYTES = 256 << 20;
 
 export class CheckpointStore {
@@ -163,6 +213,7 @@ export class CheckpointStore {
   #chainCache = new Map<string, Part[]>();
   #pagesFiles = new Map<string, PagesFile>();
   #queue: Promise<unknown> = Promise.resolve();
+  #removedAtOpen: string[] = [];
 
   private constructor(dir: string, opts: OpenOptions) {
     this.dir = dir;
@@ -208,7 +259,7 @@ export class CheckpointStore {
       }
       await store.#lock();
       try {
-        await store.#gc(true);
+        store.#removedAtOpen = await store.#gc(true);
       } catch (e) {
         await store.#unlock();
         throw e;
@@ -552,11 +603,58 @@ export class CheckpointStore {
     return { epochs, parts: seen.size, bytes };
   }
 
+  /**
+   * Like `verify`, but checks every part of every epoch (default: every global epoch) and collects
+   * what fails instead of stopping at the first: one problem per unreadable global manifest, broken
+   * chain or corrupt part, each naming the file and offset. A part shared by several epochs is
+   * checked once.
+   */
+  async verifyEach(epoch?: number): Promise<VerifyEachResult> {
+    const epochs = epoch === undefined ? await this.#globalEpochs() : [checkEpoch(epoch)];
+    const checked = new Set<string>();
+    const problems: StoreProblem[] = [];
+    let bytes = 0;
+    for (const e of epochs) {
+      let vms: GlobalManifest["vms"];
+      try {
+        vms = (await this.#readGlobal(e)).vms;
+      } catch (err) {
+        problems.push(problemOf(err, join(this.dir, EPOCHS_DIR, globalName(e))));
+        continue;
+      }
+      for (const { vmId } of vms) {
+        let chain: Part[];
+        try {
+          chain = await this.#resolveChain(vmId, e);
+        } catch (err) {
+          problems.push(problemOf(err, join(this.dir, VMS_DIR, vmId)));
+          continue;
+        }
+        for (const part of chain) {
+          if (checked.has(part.dir)) continue;
+          checked.add(part.dir);
+          try {
+            bytes += await verifyPart(part);
+          } catch (err) {
+            problems.push(problemOf(err, part.dir));
+          }
+        }
+      }
+    }
+    return { epochs, parts: checked.size, bytes, problems };
+  }
+
+  /** The parts VM `vmId` needs at `epoch`, newest first: the top part, then each parent down to a full part. */
+  async describeChain(vmId: string, epoch: number): Promise<PartInfo[]> {
+    const chain = await this.#resolveChain(checkVmId(vmId), checkEpoch(epoch, vmId));
+    return chain.map((p) => describePart(basename(p.dir), p));
+  }
+
   async info(): Promise<StoreInfo> {
     const problems: StoreInfo["problems"] = [];
     const note = (e: unknown, path: string): void => {
-      if (!StoreError.isInstance(e)) throw e;
-      problems.push({ path: e.path ?? path, code: e.code, message: e.message });
+      const { path: where, code, message } = problemOf(e, path);
+      problems.push({ path: where, code, message });
     };
     const epochs: EpochInfo[] = [];
     for (const e of await this.#globalEpochs()) {
@@ -574,16 +672,9 @@ export class CheckpointStore {
         try {
           const part = await this.#loadPart(vmId, kind, epoch);
           if (!part) continue;
-          const m = part.manifest;
-          const size = m.files.reduce((s, f) => s + f.bytes, 0);
-          bytes += size;
-          parts.push({
-            name,
-            epoch,
-            kind: m.compacted ? "base" : m.full ? "full" : "increment",
-            parentEpoch: m.parentEpoch,
-            bytes: size,
-          });
+          const info = describePart(name, part);
+          bytes += info.bytes;
+          parts.push(info);
         } catch (err) {
           note(err, join(this.dir, VMS_DIR, vmId, name));
         }
@@ -600,8 +691,8 @@ export class CheckpointStore {
    * was covered, drops the older global epochs and the parts only they needed. Every epoch ≥ `epoch`
    * stays readable at every instant.
    */
-  compact(epoch: number, opts: { vmIds?: readonly string[] } = {}): Promise<CompactResult> {
-    return this.#exclusive(() => this.#compact(epoch, opts.vmIds));
+  compact(epoch: number, opts: { vmIds?: readonly string[] } & CleanOptions = {}): Promise<CompactResult> {
+    return this.#exclusive(() => this.#compact(epoch, opts.vmIds, opts.dryRun ?? false));
   }
 
   /** Keeps the newest `keepLast` global epochs, compacting the oldest kept one into a base. */
@@ -611,20 +702,34 @@ export class CheckpointStore {
     return this.#exclusive(async () => {
       const epochs = await this.listEpochs();
       if (epochs.length <= n) return null;
-      return this.#compact(epochs[epochs.length - n]!, undefined);
+      return this.#compact(epochs[epochs.length - n]!, undefined, false);
     });
   }
 
-  /** Removes temp leftovers and parts no committed epoch needs (parts newer than every global epoch stay). */
-  gc(): Promise<{ removed: string[] }> {
+  /**
+   * Removes temp leftovers and parts no committed epoch needs (parts newer than every global epoch stay).
+   * `dryRun` removes nothing and lists what would go; on a read-only store it also lists what a
+   * writable `open` removes first (parts newer than the newest global epoch), as `open` + `gc` would.
+   */
+  gc(opts: CleanOptions = {}): Promise<{ removed: string[] }> {
     return this.#exclusive(async () => {
+      if (opts.dryRun) return { removed: await this.#gc(this.readOnly, { dryRun: true }) };
       this.#requireWritable("gc");
       return { removed: await this.#gc(false) };
     });
   }
 
-  async #compact(epoch: number, vmIds: readonly string[] | undefined): Promise<CompactResult> {
-    this.#requireWritable("compact");
+  /** What the writable `open` of this store removed: uncommitted leftovers of earlier processes. */
+  get removedAtOpen(): readonly string[] {
+    return this.#removedAtOpen;
+  }
+
+  async #compact(
+    epoch: number,
+    vmIds: readonly string[] | undefined,
+    dryRun: boolean,
+  ): Promise<CompactResult> {
+    if (!dryRun) this.#requireWritable("compact");
     checkEpoch(epoch);
     const gm = await this.#readGlobal(epoch);
     const targets = vmIds ?? gm.vms.map((v) => v.vmId);
@@ -636,20 +741,28 @@ export class CheckpointStore {
     for (const vmId of targets) {
       const chain = await this.#resolveChain(vmId, epoch);
       if (chain[0]!.manifest.full) continue;
-      await this.#writeBase(vmId, epoch, chain, gm.vms.find((r) => r.vmId === vmId)!.manifestHash);
       compacted.push(vmId);
+      if (dryRun) continue;
+      await this.#writeBase(vmId, epoch, chain, gm.vms.find((r) => r.vmId === vmId)!.manifestHash);
     }
     const removedEpochs: number[] = [];
     if (gm.vms.every((r) => targets.includes(r.vmId))) {
       const dir = join(this.dir, EPOCHS_DIR);
       for (const e of await this.#globalEpochs()) {
         if (e >= epoch) break;
-        await unlinkIfExists(join(dir, globalName(e)));
+        if (!dryRun) await unlinkIfExists(join(dir, globalName(e)));
         removedEpochs.push(e);
       }
-      if (removedEpochs.length > 0 && this.#fsync) await fsyncDir(dir);
+      if (!dryRun && removedEpochs.length > 0 && this.#fsync) await fsyncDir(dir);
     }
-    return { epoch, compacted, removedEpochs, removed: await this.#gc(false) };
+    const removed = dryRun
+      ? await this.#gc(this.readOnly, {
+          dryRun,
+          droppedEpochs: new Set(removedEpochs),
+          basesAt: { epoch, vmIds: new Set(compacted) },
+        })
+      : await this.#gc(false);
+    return { epoch, compacted, removedEpochs, removed };
   }
 
   async #writeBase(vmId: string, epoch: number, chain: Part[], supersedes: bigint): Promise<void> {
@@ -693,13 +806,15 @@ export class CheckpointStore {
   /**
    * Deletes temp entries of no live writer, parts that no committed epoch needs up to the newest
    * global epoch, and — at open (`startup`) — parts newer than it (a crashed writer's leftovers).
-   * When any manifest cannot be read it keeps every part of the VMs concerned.
+   * When any manifest cannot be read it keeps every part of the VMs concerned. A dry run (`plan`)
+   * removes nothing and returns what would be removed; it can pretend that global epochs are gone and
+   * that compaction wrote bases (whose chains then end at the base), to plan a `compact`.
    */
-  async #gc(startup: boolean): Promise<string[]> {
+  async #gc(startup: boolean, plan?: GcPlan): Promise<string[]> {
     await this.#dropReadCaches();
     const removed: string[] = [];
     const drop = async (path: string, parent: string): Promise<void> => {
-      await removeTree(path, join(parent, tempName("del")));
+      if (!plan?.dryRun) await removeTree(path, join(parent, tempName("del")));
       removed.push(path);
     };
     const tmpDir = join(this.dir, TMP_DIR);
@@ -708,10 +823,11 @@ export class CheckpointStore {
     }
     const epochsDir = join(this.dir, EPOCHS_DIR);
     for (const name of await io("readdir", epochsDir, () => readdir(epochsDir))) {
-      if (name.startsWith(TEMP_PREFIX))
-        await unlinkIfExists(join(epochsDir, name)).then(() => removed.push(name));
+      if (!name.startsWith(TEMP_PREFIX)) continue;
+      if (!plan?.dryRun) await unlinkIfExists(join(epochsDir, name));
+      removed.push(name);
     }
-    const epochs = await this.#globalEpochs();
+    const epochs = (await this.#globalEpochs()).filter((e) => !plan?.droppedEpochs?.has(e));
     const newest = epochs.at(-1) ?? -1;
     const needed = new Set<string>();
     const unsure = new Set<string>();
@@ -727,7 +843,11 @@ export class CheckpointStore {
       }
       for (const { vmId } of gm.vms) {
         try {
-          for (const p of await this.#resolveChain(vmId, e)) needed.add(p.dir);
+          for (const p of await this.#resolveChain(vmId, e)) {
+            // A base written at that epoch would end the chain there: the parts from it down go.
+            if (plan?.basesAt?.epoch === p.epoch && plan.basesAt.vmIds.has(vmId)) break;
+            needed.add(p.dir);
+          }
         } catch (err) {
           if (!StoreError.isInstance(err) || err.code === "IO") throw err;
           unsure.add(vmId);
@@ -746,11 +866,11 @@ export class CheckpointStore {
         if (!parsed || needed.has(path) || anyUnsure || unsure.has(vmId)) continue;
         if (parsed.epoch <= newest || startup) await drop(path, vmDir);
       }
-      if ((await io("readdir", vmDir, () => readdir(vmDir))).length === 0) {
+      if (!plan?.dryRun && (await io("readdir", vmDir, () => readdir(vmDir))).length === 0) {
         await rmdir(vmDir).catch(() => undefined);
       }
     }
-    if (removed.length > 0 && this.#fsync) await fsyncDir(join(this.dir, VMS_DIR));
+    if (!plan?.dryRun && removed.length > 0 && this.#fsync) await fsyncDir(join(this.dir, VMS_DIR));
     return removed;
   }
 
@@ -963,6 +1083,14 @@ export class CheckpointStore {
     this.#queue = run.catch(() => undefined);
     return run;
   }
+}
+
+interface GcPlan {
+  dryRun: boolean;
+  /** Global epochs to treat as deleted (a compaction drops those older than its epoch). */
+  droppedEpochs?: ReadonlySet<number>;
+  /** VMs that compaction would give a base at `epoch`. */
+  basesAt?: { epoch: number; vmIds: ReadonlySet<string> };
 }
 
 function alive(pid: number): boolean {

@@ -532,17 +532,9 @@ export async function verifyPart(part: Part): Promise<number> {
   const ref = fileRef(part, "pages");
   const pf = await PagesFile.open(part, ix);
   try {
-    const h = new Xxh64();
+    // Per-block hashes first, so a flipped byte is reported at its block's offset; then the whole
+    // file against the manifest (which also covers bytes no block holds, such as dead slots).
     const buf = Buffer.allocUnsafe(Math.max(READ_BYTES, maxStoredBlock(ix.blocks)));
-    for (let pos = 0; pos < ref.bytes; ) {
-      const { bytesRead } = await io("read", pf.ctx.path, () => pf.fh.read(buf, 0, buf.length, pos));
-      if (bytesRead === 0) throw corrupt("truncated", "pages file ended early", pf.ctx, pos);
-      h.update(buf.subarray(0, bytesRead));
-      pos += bytesRead;
-    }
-    if (h.digest() !== ref.hash)
-      throw corrupt("checksum", "pages checksum differs from the manifest", pf.ctx, 0);
-    // Per-block hashes too: a block table that disagrees with the data is corruption of the index.
     const bl = ix.blocks;
     for (let b = 0; b < bl.offset.length; ) {
       let last = b;
@@ -552,6 +544,15 @@ export async function verifyPart(part: Part): Promise<number> {
       await pf.readBlocks(b, last, buf);
       b = last + 1;
     }
+    const h = new Xxh64();
+    for (let pos = 0; pos < ref.bytes; ) {
+      const { bytesRead } = await io("read", pf.ctx.path, () => pf.fh.read(buf, 0, buf.length, pos));
+      if (bytesRead === 0) throw corrupt("truncated", "pages file ended early", pf.ctx, pos);
+      h.update(buf.subarray(0, bytesRead));
+      pos += bytesRead;
+    }
+    if (h.digest() !== ref.hash)
+      throw corrupt("checksum", "pages checksum differs from the manifest", pf.ctx, 0);
   } finally {
     await pf.close();
   }
