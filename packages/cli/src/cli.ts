@@ -1,22 +1,18 @@
 /** The `vpc` command line: argument parsing, output and exit codes. */
+import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { ControllerError, createJsonLogger, type LogLevel, reapNow } from "@vpc/controller";
 import { runEvalCli, runReportCli } from "@vpc/eval";
 import { runPredictorCli } from "@vpc/predictor";
+import { type CliIo, EXIT_FAILED, EXIT_OK, EXIT_USAGE, usageErrorOf } from "./cli-common.js";
 import { runClusterCli } from "./cluster.js";
 import { type DemoOptions, type DemoResult, runDemo } from "./demo.js";
 import { runDoctorCommand } from "./doctor.js";
+import { runStoreCli } from "./store-commands.js";
 import { runTestbedCli } from "./testbed.js";
 import { runCheckpointCommand, runRestoreCommand } from "./vm-commands.js";
 
-export const EXIT_OK = 0;
-export const EXIT_FAILED = 1;
-export const EXIT_USAGE = 2;
-
-export interface CliIo {
-  readonly stdout: (text: string) => void;
-  readonly stderr: (text: string) => void;
-}
+export { type CliIo, EXIT_FAILED, EXIT_OK, EXIT_USAGE };
 
 const USAGE = `Usage: vpc <command> [options]
 
@@ -32,10 +28,13 @@ Commands:
   predictor eval TRACE      compare prediction strategies on a recorded dirty trace
   predictor generate ...    write a synthetic dirty trace
   predictor strategies      list the strategies and their parameters
+  store info|verify|decode|encode|gc|compact
+                            inspect, check and clean a checkpoint store; decode/encode its files as JSON
   doctor [--json]           check this machine's prerequisites and print how to fix what is missing
 
 Options:
-  -h, --help      show help (also: vpc <command> --help)
+  -h, --help      show help (also: vpc <command> --help, vpc help <command>)
+  -V, --version   print vpc's version
 
 Run "make demo" from the repository to build the guest image first.`;
 
@@ -146,10 +145,16 @@ export interface MainOptions {
 
 export async function main(argv: readonly string[], io: CliIo, run: MainOptions = {}): Promise<number> {
   const [command, ...rest] = argv;
+  if (command === "help" && rest.length > 0) return main([...rest, "--help"], io, run);
   if (command === undefined || command === "-h" || command === "--help" || command === "help") {
     (command === undefined ? io.stderr : io.stdout)(`${USAGE}\n`);
     return command === undefined ? EXIT_USAGE : EXIT_OK;
   }
+  if (command === "--version" || command === "-V") {
+    io.stdout(`vpc ${cliVersion()}\n`);
+    return EXIT_OK;
+  }
+  if (command === "store") return runStoreCli(rest, io);
   if (command === "cluster") return runClusterCli(rest, io);
   if (command === "testbed") return runTestbedCli(rest, io, run.signal ? { signal: run.signal } : {});
   if (command === "predictor") return runPredictorCli([...rest], io);
@@ -159,14 +164,15 @@ export async function main(argv: readonly string[], io: CliIo, run: MainOptions 
   if (command === "restore") return runRestoreCommand(rest, io);
   if (command === "doctor") return runDoctorCommand(rest, io);
   if (command !== "demo") {
-    io.stderr(`vpc: unknown command "${command}"\n\n${USAGE}\n`);
+    const what = command.startsWith("-") ? `unknown option ${command}` : `unknown command "${command}"`;
+    io.stderr(`vpc: ${what}\n\n${USAGE}\n`);
     return EXIT_USAGE;
   }
   let parsed: ReturnType<typeof parseDemoArgs>;
   try {
     parsed = parseDemoArgs(rest);
   } catch (e) {
-    io.stderr(`vpc demo: ${e instanceof Error ? e.message : String(e)}\n\n${DEMO_USAGE}\n`);
+    io.stderr(`vpc demo: ${usageErrorOf(e)}\n\n${DEMO_USAGE}\n`);
     return EXIT_USAGE;
   }
   if (parsed.help) {
@@ -188,6 +194,14 @@ export async function main(argv: readonly string[], io: CliIo, run: MainOptions 
       io.stdout(`${JSON.stringify({ ok: false, failure: e instanceof Error ? e.message : String(e) })}\n`);
     return EXIT_FAILED;
   }
+}
+
+/** The version in this package's package.json (beside `dist/` and `src/` alike). */
+export function cliVersion(): string {
+  const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as {
+    version: string;
+  };
+  return pkg.version;
 }
 
 /**
