@@ -1,6 +1,6 @@
+import { crc32 } from "node:zlib";
 import { describe, expect, it } from "vitest";
 import { TraceFormatError } from "./errors.js";
-import { crc32 } from "./internal/crc32.js";
 import { PageSet } from "./page-set.js";
 import {
   DirtyTraceDecoder,

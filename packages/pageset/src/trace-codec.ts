@@ -6,9 +6,10 @@
  *              guestRamBytes:u64 mode:u8 reserved:3 metadataLength:u32 metadata crc:u32
  *   RECORD ::= "DREC" payloadLength:u32 PAYLOAD crc:u32
  */
+
+import { crc32 } from "node:zlib";
 import { PageSetError, TraceFormatError } from "./errors.js";
 import { ByteReader, ByteWriter, OutOfData } from "./internal/bytes.js";
-import { crc32 } from "./internal/crc32.js";
 import { PageSet } from "./page-set.js";
 
 export const TRACE_MAGIC = new Uint8Array([0x56, 0x50, 0x43, 0x44, 0x54, 0x52, 0x43, 0x00]); // "VPCDTRC\0"
