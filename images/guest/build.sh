@@ -81,11 +81,25 @@ for applet in $(/bin/busybox --list-full); do
 done
 ln -sf /bin/busybox "$ROOT/init"
 
-# Copy the shared libraries a binary needs (ldd prints the full closure).
+# Copy the shared libraries a binary needs (ldd prints the full closure). A statically linked
+# binary needs none (ldd exits 1 for it: under pipefail that used to stop the build silently); any
+# other ldd failure, or a library this machine lacks, stops the build with ldd's words.
 copy_libs() {
-  local f lib
+  local f lib deps
   for f in "$@"; do
-    ldd "$f" 2>/dev/null | awk '/=> \// {print $3} /^\t\// {print $1}' | while read -r lib; do
+    if ! deps=$(ldd "$f" 2>&1); then
+      case $deps in
+        *"not a dynamic executable"* | *"statically linked"*) continue ;;
+      esac
+      echo "build.sh: ldd $f failed: $deps" >&2
+      exit 1
+    fi
+    if grep -q "not found" <<<"$deps"; then
+      echo "build.sh: $f needs libraries this machine does not have:" >&2
+      grep "not found" <<<"$deps" >&2
+      exit 1
+    fi
+    awk '/=> \// {print $3} /^\t\// {print $1}' <<<"$deps" | while read -r lib; do
       if [ ! -e "$ROOT$lib" ]; then
         mkdir -p "$ROOT$(dirname "$lib")"
         cp -L "$lib" "$ROOT$lib"
