@@ -1,5 +1,8 @@
 #!/usr/bin/env node
 import { installSignalCleanup, main } from "./cli.js";
+import { exitQuietlyOnClosedPipe } from "./closed-pipe.js";
+
+exitQuietlyOnClosedPipe([process.stdout, process.stderr]);
 
 const argv = process.argv.slice(2);
 // `vpc eval` cleans up its current cell itself on the first Ctrl-C, the testbed daemon stops its
