@@ -7,23 +7,23 @@ import type { CheckpointRecord } from "./types.js";
 
 describe("parseEngineSpec", () => {
   it("parses names, strategies and parameters with defaults", () => {
-    expect(parseEngineSpec("cow")).toEqual({ name: "cow", strategy: undefined, params: { buffer: 20 } });
+    expect(parseEngineSpec("cow")).toEqual({ name: "cow", strategy: undefined, params: { buffer: 0 } });
     expect(parseEngineSpec("vpc").strategy).toBe("k-of-n:k=2,n=4");
     expect(parseEngineSpec("vpc").params).toEqual({
       window: 0,
       front: 0,
       fallback: 90,
       learn: 1,
-      buffer: 20,
+      buffer: 0,
     });
     const v = parseEngineSpec("vpc(early-writers:windowMs=100):window=5,learn=0");
     expect(v).toEqual({
       name: "vpc",
       strategy: "early-writers:windowMs=100",
-      params: { window: 5, front: 0, fallback: 90, learn: 0, buffer: 20 },
+      params: { window: 5, front: 0, fallback: 90, learn: 0, buffer: 0 },
     });
     expect(formatEngineSpec(v)).toBe(
-      "vpc(early-writers:windowMs=100):window=5,front=0,fallback=90,learn=0,buffer=20",
+      "vpc(early-writers:windowMs=100):window=5,front=0,fallback=90,learn=0,buffer=0",
     );
     expect(parseEngineSpec("precopy:rounds=2").params).toEqual({ rounds: 2, threshold: 512, batch: 2048 });
   });

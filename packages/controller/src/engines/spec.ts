@@ -19,15 +19,16 @@ export const DEFAULT_VPC_STRATEGY = "k-of-n:k=2,n=4";
 export const ENGINE_PARAMS: Readonly<Record<EngineName, Readonly<Record<string, number>>>> = {
   "stop-copy": {},
   // buffer: the most guest RAM the saver holds staged at once, in ‰ (0: no bound); COW faults may
-  //   still use the staging beyond it, so it bounds the checkpoint's memory overhead.
-  cow: { buffer: 20 },
+  //   still use the staging beyond it. A bound caps the memory overhead but paces the saver to the
+  //   drain (several times slower than its memcpy), which lengthens the COW window: off by default.
+  cow: { buffer: 0 },
   // window: ms of the pre-pause window whose writes join P (0: none; it costs a re-protect
   //   scan while the guest runs), also the shortest save window the early-write peek covers;
   // front: % of a window run's length extrapolated past its end (sweeps move on; 0: none);
   // fallback: copy the whole save set once P covers this % of it (101: never);
   // learn: 1 = the strategy learns from the checkpoint-caused faults (W: pages that faulted, or
   //   were copied and written before the save ended), 0 = from whole dirty sets (the baseline).
-  vpc: { window: 0, front: 0, fallback: 90, learn: 1, buffer: 20 },
+  vpc: { window: 0, front: 0, fallback: 90, learn: 1, buffer: 0 },
   // Live rounds stop after `rounds` or once a round's dirty set is below `threshold` pages.
   precopy: { rounds: 4, threshold: 512, batch: 2048 },
   "qemu-snapshot": {},
