@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Single-VM comparison of the checkpoint engines (ARCHITECTURE.md §4) on one NPB kernel.
+// Single-VM comparison of the checkpoint engines (docs/architecture.md §5) on one NPB kernel.
 // Runs built dist code: `npm run build` first, and `make images` for the guest with NPB.
 //
 //   node scripts/single-vm-compare.mjs --kernel cg --class W --reps 4 --interval 1000 \
