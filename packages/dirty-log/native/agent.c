@@ -68,13 +68,15 @@ enum { SRC_COW = 1, SRC_COPY = 2, SRC_COW_READ = 3 };
  * Sync mode then does without it: attach populates every entry of guest RAM first
  * (MADV_POPULATE_WRITE: contents unchanged, holes become zero pages), and shmem's PTE markers
  * (WP_HUGETLBFS_SHMEM, 5.19) keep the bit when an entry is zapped later. */
-static uint64_t sync_features(uint64_t avail) {
-	return avail & UFFD_FEATURE_WP_UNPOPULATED ? SYNC_FEATURES
-						   : SYNC_FEATURES & ~(uint64_t)UFFD_FEATURE_WP_UNPOPULATED;
-}
 #define ASYNC_FEATURES                                                                  \
 	(UFFD_FEATURE_WP_ASYNC | UFFD_FEATURE_MINOR_SHMEM | UFFD_FEATURE_WP_UNPOPULATED | \
 	 UFFD_FEATURE_WP_HUGETLBFS_SHMEM)
+/* The features a mode asks for, given what the kernel offers (attach and mode switches alike). */
+static uint64_t mode_features(int mode, uint64_t avail) {
+	if (mode == MODE_ASYNC) return ASYNC_FEATURES;
+	return avail & UFFD_FEATURE_WP_UNPOPULATED ? SYNC_FEATURES
+						   : SYNC_FEATURES & ~(uint64_t)UFFD_FEATURE_WP_UNPOPULATED;
+}
 
 struct orec { /* one first-write record, FORMAT.md "order file" */
 	uint32_t page;
@@ -112,6 +114,10 @@ static struct {
 	pthread_mutex_t mu;
 	pthread_cond_t space;
 	uint64_t *dirty, *seen, *carry, *acc, *pending, *recent, *first;
+	/* Async mode: pages that were holes in the RAM file at attach and have not been written
+	 * since. Their content is zero, and their first touch raises no MINOR fault (only pages in
+	 * the page cache do), so COW could not copy them on touch: they are saved as zeros. */
+	uint64_t *zero;
 	int marked; /* a mark() started the pre-pause window of this interval */
 	uint64_t npending;
 	struct orec *order;
@@ -234,13 +240,16 @@ static void outf(struct out *o, const char *fmt, ...) {
 }
 
 /* ---- userfaultfd helpers */
+/* VPC_DIRTY_LOG_HIDE_FEATURES (a number) hides kernel features, so tests can run the paths
+ * for older kernels (e.g. without WP_UNPOPULATED) on a new one. */
 static uint64_t probe_features(void) {
 	int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC);
 	if (fd < 0) return 0;
 	struct uffdio_api api = {.api = UFFD_API, .features = 0};
 	uint64_t f = ioctl(fd, UFFDIO_API, &api) == 0 ? api.features : 0;
 	close(fd);
-	return f;
+	const char *hide = getenv("VPC_DIRTY_LOG_HIDE_FEATURES");
+	return hide ? f & ~strtoull(hide, NULL, 0) : f;
 }
 static int wp_range(size_t first, size_t count, int protect) {
 	struct uffdio_writeprotect wp = {
@@ -311,8 +320,11 @@ static int scan_written(size_t first, size_t count, int reprotect,
 
 /* ---- staging (g.mu held) */
 static uint32_t stage_used(void) { return g.nslots - g.nfree; }
+static int is_zero(size_t p) { return g.zero && bt(g.zero, p); }
 static void stage_fill(uint32_t s, size_t p, uint32_t source) {
-	memcpy(g.stage_data + (size_t)s * g.psz, g.ro + p * g.psz, g.psz);
+	/* A zero page is not read: reading a hole through g.ro would allocate it. */
+	if (is_zero(p)) memset(g.stage_data + (size_t)s * g.psz, 0, g.psz);
+	else memcpy(g.stage_data + (size_t)s * g.psz, g.ro + p * g.psz, g.psz);
 	g.table[s].page = p;
 	g.table[s].source = source;
 	/* The client reads state last: data and page must be visible first. */
@@ -347,11 +359,31 @@ static void order_append(size_t p, uint32_t cls, uint64_t t) {
 	g.norder++;
 }
 
+/* A fault outside the range the agent tracks (the mapping grew in place, keeping its
+ * registration): nothing to record, but the thread must go on. Waking alone would re-raise the
+ * same fault, so resolve it as the kernel would without us: map the page (MINOR) or drop the
+ * write protection (WP), then wake. */
+static void release_foreign(uint64_t addr, uint64_t flags) {
+	uint64_t page = addr & ~(uint64_t)(g.psz - 1);
+	if (flags & UFFD_PAGEFAULT_FLAG_MINOR) {
+		struct uffdio_continue c = {.range = {.start = page, .len = g.psz}};
+		ioctl(g.uffd, UFFDIO_CONTINUE, &c);
+	} else if (flags & UFFD_PAGEFAULT_FLAG_WP) {
+		struct uffdio_writeprotect wp = {.range = {.start = page, .len = g.psz}, .mode = 0};
+		ioctl(g.uffd, UFFDIO_WRITEPROTECT, &wp);
+	}
+	struct uffdio_range r = {.start = page, .len = g.psz};
+	ioctl(g.uffd, UFFDIO_WAKE, &r);
+}
+
 static void handle_fault(const struct uffd_msg *m) {
 	uint64_t t0 = now_ns();
 	uint64_t addr = m->arg.pagefault.address;
 	uint64_t flags = m->arg.pagefault.flags;
-	if (addr < (uint64_t)(uintptr_t)g.base || addr >= (uint64_t)(uintptr_t)(g.base + g.len)) return;
+	if (addr < (uint64_t)(uintptr_t)g.base || addr >= (uint64_t)(uintptr_t)(g.base + g.len)) {
+		release_foreign(addr, flags);
+		return;
+	}
 	size_t p = (size_t)((addr - (uint64_t)(uintptr_t)g.base) / g.psz);
 	int cow = 0;
 	int write = (flags & UFFD_PAGEFAULT_FLAG_WRITE) != 0;
@@ -401,12 +433,15 @@ static void *handler_main(void *arg) {
 			if (errno == EAGAIN || errno == EINTR) continue;
 			break;
 		}
+		/* End of file: the watchdog replaced the userfaultfd with /dev/null (always readable):
+		 * there is nothing left to handle, and polling it again would spin. */
+		if (r == 0) break;
 		atomic_store(&g.busy_since, now_ns());
 		for (size_t i = 0; i < (size_t)r / sizeof msgs[0]; i++)
 			if (msgs[i].event == UFFD_EVENT_PAGEFAULT) handle_fault(&msgs[i]);
 		atomic_store(&g.busy_since, 0);
 	}
-	if (!atomic_load(&g.stopping)) {
+	if (!atomic_load(&g.stopping) && !atomic_load(&g.failed)) {
 		LOG("fault handler stopped unexpectedly (%s)\n", strerror(errno));
 		atomic_store(&g.failed, 1);
 	}
@@ -448,7 +483,7 @@ static int start_thread(pthread_t *t, void *(*fn)(void *)) {
 
 /* ---- uffd lifecycle */
 static int uffd_open(int mode) {
-	uint64_t want = mode == MODE_ASYNC ? ASYNC_FEATURES : sync_features(probe_features());
+	uint64_t want = mode == MODE_ASYNC ? ASYNC_FEATURES : mode_features(mode, probe_features());
 	int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0) return -1;
 	struct uffdio_api api = {.api = UFFD_API, .features = want};
@@ -554,6 +589,8 @@ static void detach_all(void) {
 	free(g.pending);
 	free(g.recent);
 	free(g.first);
+	free(g.zero);
+	g.zero = NULL;
 	free(g.order);
 	free(g.free_stack);
 	g.dirty = g.seen = g.carry = g.acc = g.pending = g.recent = g.first = NULL;
@@ -562,6 +599,39 @@ static void detach_all(void) {
 	g.attached = g.armed = g.marked = 0;
 	g.npending = 0;
 	atomic_store(&g.saving, 0);
+}
+
+/* Sync mode on a kernel without WP_UNPOPULATED: every page needs a page-table entry to carry
+ * the write-protect bit, so populate all of guest RAM before registering (contents unchanged,
+ * holes become zero pages). */
+static int populate_for(int mode, uint64_t avail) {
+	if (mode != MODE_SYNC || (avail & UFFD_FEATURE_WP_UNPOPULATED)) return 0;
+	return madvise(g.base, g.len, MADV_POPULATE_WRITE);
+}
+
+static void clear_zero_run(size_t first, size_t count, void *arg) {
+	(void)arg;
+	for (size_t p = first; p < first + count; p++) bc(g.zero, p);
+}
+
+/* Async mode, right after write-protecting all of guest RAM: the pages that are holes in the
+ * RAM file now are zero and, from now on, every write to them is tracked (g.zero). Found with
+ * SEEK_DATA/SEEK_HOLE, which count swapped-out pages as data (mincore would not). */
+static int track_holes(void) {
+	free(g.zero);
+	g.zero = calloc(g.words, 8);
+	if (!g.zero) return -1;
+	off_t pos = g.file_off, end = g.file_off + (off_t)g.len;
+	while (pos < end) {
+		off_t data = lseek(g.ram_fd, pos, SEEK_DATA);
+		if (data < 0 && errno != ENXIO) return -1;
+		if (data < 0 || data > end) data = end;
+		for (off_t o = pos; o < data; o += (off_t)g.psz) bs(g.zero, (size_t)(o - g.file_off) / g.psz);
+		if (data >= end) break;
+		pos = lseek(g.ram_fd, data, SEEK_HOLE);
+		if (pos < 0) return -1;
+	}
+	return 0;
 }
 
 /* ---- commands. Each returns 0 or an errno, with a message in *msg. */
@@ -620,13 +690,13 @@ static int cmd_attach(const uint8_t *in, size_t n, struct out *o, char *msg, siz
 	memcpy(path, in + 12, pl);
 	path[pl] = 0;
 	uint64_t avail = probe_features();
-	uint64_t want = mode == MODE_ASYNC ? ASYNC_FEATURES : sync_features(avail);
+	uint64_t want = mode_features((int)mode, avail);
 	if ((avail & want) != want)
 		FAIL(ENOTSUP,
 		     "kernel userfaultfd lacks features 0x%llx needed for %s mode (has 0x%llx)%s",
 		     (unsigned long long)(want & ~avail), mode ? "async" : "sync",
 		     (unsigned long long)avail,
-		     mode == MODE_ASYNC && (avail & sync_features(avail)) == sync_features(avail)
+		     mode == MODE_ASYNC && (avail & mode_features(MODE_SYNC, avail)) == mode_features(MODE_SYNC, avail)
 			 ? "; sync mode is available"
 			 : "");
 	g.psz = (size_t)sysconf(_SC_PAGESIZE);
@@ -635,8 +705,7 @@ static int cmd_attach(const uint8_t *in, size_t n, struct out *o, char *msg, siz
 		detach_all();
 		return rc;
 	}
-	if (mode == MODE_SYNC && !(avail & UFFD_FEATURE_WP_UNPOPULATED) &&
-	    madvise(g.base, g.len, MADV_POPULATE_WRITE)) {
+	if (populate_for((int)mode, avail)) {
 		int e = errno;
 		detach_all();
 		FAIL(e, "populate guest RAM (kernel without WP_UNPOPULATED): %s", strerror(e));
@@ -703,6 +772,13 @@ static int cmd_attach(const uint8_t *in, size_t n, struct out *o, char *msg, siz
 		FAIL(e, "register guest RAM with userfaultfd (%s mode): %s", mode ? "async" : "sync",
 		     strerror(e));
 	}
+	/* Async: protect now, so that writes before the first arm are known when holes are
+	 * counted as zero pages (a write to a hole there costs ~1 µs, resolved by the kernel). */
+	if (mode == MODE_ASYNC && (wp_range(0, g.npages, 1) || track_holes())) {
+		int e = errno ? errno : ENOMEM;
+		detach_all();
+		FAIL(e, "find never-populated pages of guest RAM: %s", strerror(e));
+	}
 	g.attached = 1;
 	outf(o,
 	     "{\"mode\":\"%s\",\"pageSize\":%zu,\"pageCount\":%zu,\"ramBytes\":%zu,"
@@ -734,6 +810,8 @@ static int fold_current(void) {
 static int arm_locked(void) {
 	uint64_t t0 = now_ns();
 	int rc = fold_current();
+	/* Pages written between attach and the first arm are no longer zero. */
+	if (!rc && !g.armed && g.zero) rc = scan_written(0, g.npages, 0, clear_zero_run, NULL);
 	if (!rc) rc = wp_range(0, g.npages, 1);
 	if (rc) return rc;
 	memset(g.dirty, 0, g.words * 8);
@@ -780,6 +858,14 @@ static void harvest_run(size_t first, size_t count, void *arg) {
 /* Sync mode: re-protect the pages the interval unprotected, per run or the
  * whole range in one call, whichever the measured costs say is cheaper. */
 static int reprotect_sync(void) {
+	/* Without WP_UNPOPULATED a written page whose entry was zapped meanwhile (reclaim, a
+	 * discard) would not take the protection, and its next write would go unseen: map the
+	 * written pages back first. */
+	for (size_t p = bnext(g.dirty, 0, g.npages); !(g.features & UFFD_FEATURE_WP_UNPOPULATED) && p < g.npages;) {
+		size_t e = bnext_clear(g.dirty, p, g.npages);
+		if (madvise(g.base + p * g.psz, (e - p) * g.psz, MADV_POPULATE_WRITE)) return -1;
+		p = bnext(g.dirty, e, g.npages);
+	}
 	size_t runs = 0;
 	for (size_t p = bnext(g.dirty, 0, g.npages); p < g.npages;
 	     p = bnext(g.dirty, bnext_clear(g.dirty, p, g.npages), g.npages))
@@ -830,6 +916,7 @@ static int harvest_locked(struct harvest_out *h) {
 	for (size_t i = 0; i < g.words; i++) {
 		d[i] |= g.recent[i];
 		g.acc[i] |= d[i];
+		if (g.zero) g.zero[i] &= ~d[i];
 	}
 	memcpy(g.f_dirty, d, g.bm_bytes);
 	memcpy(g.f_acc, g.acc, g.bm_bytes);
@@ -965,7 +1052,10 @@ static int protect_locked(const uint64_t *s, size_t *protected_out) {
 		if (lo < g.npages) {
 			uint64_t *w = calloc(g.words, 8);
 			rc = w ? scan_written(lo, hi - lo, 0, mark_run, w) : (errno = ENOMEM, -1);
-			for (size_t i = 0; !rc && i < g.words; i++) g.carry[i] |= w[i] & s[i];
+			for (size_t i = 0; !rc && i < g.words; i++) {
+				g.carry[i] |= w[i] & s[i];
+				if (g.zero) g.zero[i] &= ~w[i];
+			}
 			free(w);
 		}
 	}
@@ -1047,7 +1137,8 @@ static void copy_locked(const uint64_t *s, uint32_t flags, struct copy_out *c) {
 		if (!pend) continue;
 		bc(g.pending, p);
 		g.npending--;
-		if (g.mode != MODE_ASYNC) continue;
+		/* A zero page may be a hole: there is nothing to map back (CONTINUE would fail). */
+		if (g.mode != MODE_ASYNC || is_zero(p)) continue;
 		if (run_n && run_lo + run_n == p) {
 			run_n++;
 			continue;
@@ -1105,7 +1196,7 @@ static size_t saver_word(size_t w, uint64_t mask) {
 			atomic_store(&g.waiting_space, 0);
 		}
 		/* A COW fault may have saved p meanwhile. */
-		int take = bt(g.pending, p) && g.nfree;
+		int take = bt(g.pending, p) && g.nfree, map_back = take && !is_zero(p);
 		if (take) {
 			stage_fill(g.free_stack[--g.nfree], p, SRC_COPY);
 			bc(g.pending, p);
@@ -1115,6 +1206,7 @@ static size_t saver_word(size_t w, uint64_t mask) {
 		pthread_mutex_unlock(&g.mu);
 		if (!take) continue;
 		staged++;
+		if (!map_back) continue;
 		if (nruns && runs_lo[nruns - 1] + runs_n[nruns - 1] == p) {
 			runs_n[nruns - 1]++;
 		} else {
@@ -1431,7 +1523,7 @@ static int cmd_mode(const uint8_t *in, size_t n, struct out *o, char *msg, size_
 	if (mode > MODE_ASYNC) FAIL(EINVAL, "unknown mode %u", mode);
 	if (mode != (uint32_t)g.mode) {
 		uint64_t avail = probe_features();
-		uint64_t want = mode == MODE_ASYNC ? ASYNC_FEATURES : SYNC_FEATURES;
+		uint64_t want = mode_features((int)mode, avail);
 		if ((avail & want) != want)
 			FAIL(ENOTSUP, "kernel userfaultfd lacks features 0x%llx for %s mode",
 			     (unsigned long long)(want & ~avail), mode ? "async" : "sync");
@@ -1449,15 +1541,22 @@ static int cmd_mode(const uint8_t *in, size_t n, struct out *o, char *msg, size_
 		pthread_mutex_unlock(&g.mu);
 		if (rc) FAIL(errno, "mode: scan before switch: %s", strerror(errno));
 		stop_handler();
-		if (start_handler((int)mode)) {
+		free(g.zero); /* sync faults see first writes to holes: no zero set */
+		g.zero = NULL;
+		if (populate_for((int)mode, avail) || start_handler((int)mode)) {
 			int e = errno;
 			detach_all();
 			FAIL(e, "mode switch: re-register guest RAM: %s (detached)", strerror(e));
 		}
-		if (g.armed && wp_range(0, g.npages, 1)) {
+		if ((g.armed || mode == MODE_ASYNC) && wp_range(0, g.npages, 1)) {
 			int e = errno;
 			detach_all();
 			FAIL(e, "mode switch: write-protect: %s (detached)", strerror(e));
+		}
+		if (mode == MODE_ASYNC && track_holes()) {
+			int e = errno ? errno : ENOMEM;
+			detach_all();
+			FAIL(e, "mode switch: find never-populated pages: %s (detached)", strerror(e));
 		}
 	}
 	outf(o, "{\"mode\":\"%s\"}", g.mode ? "async" : "sync");

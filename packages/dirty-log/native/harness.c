@@ -13,6 +13,11 @@
  *   bench N SEED        first-write N distinct random pages, timing each
  *                       -> ok TOTAL_NS P50_NS P99_NS
  *   loop WRITES SEED SPAN  WRITES random u64 stores into pages [0,SPAN) -> ok NS
+ *   punch SPEC          discard each page of SPEC as QEMU does (balloon, virtio-mem):
+ *                       punch a hole in the file, then MADV_DONTNEED the mapping -> ok
+ *   grow                put one more page in the file's page cache, grow the mapping over it
+ *                       in place (mremap, once) and read it -> ok (a fault the agent's range
+ *                       misses)
  * SPEC is a comma list of pages and inclusive ranges ("3,10-20"). */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -28,6 +33,7 @@
 
 static uint8_t *ram;
 static size_t npages, psz;
+static int ram_fd;
 static pthread_t writer;
 static _Atomic int writer_on, pause_req, paused;
 static _Atomic uint64_t writes;
@@ -59,6 +65,22 @@ static void write_page(size_t p, void *arg) {
 	uint64_t gen = *(uint64_t *)arg;
 	volatile uint64_t *w = (uint64_t *)(ram + p * psz + (gen * 8) % psz);
 	*w = gen << 32 | p;
+}
+static void punch_page(size_t p, void *arg) {
+	int *failed = arg;
+	if (fallocate(ram_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)(p * psz), (off_t)psz) ||
+	    madvise(ram + p * psz, psz, MADV_DONTNEED))
+		*failed = 1;
+}
+/* The agent registered [ram, ram + npages pages); one page more, mapped by growing that
+ * mapping in place, keeps its userfaultfd registration but lies outside the agent's range. */
+static int grow(void) {
+	uint8_t one = 1;
+	if (ftruncate(ram_fd, (off_t)((npages + 1) * psz)) ||
+	    pwrite(ram_fd, &one, 1, (off_t)(npages * psz)) != 1 || munmap(ram + npages * psz, psz) ||
+	    mremap(ram, npages * psz, (npages + 1) * psz, 0) == MAP_FAILED)
+		return -1;
+	return *(volatile uint8_t *)(ram + npages * psz) == 1 ? 0 : -1;
 }
 static void read_page(size_t p, void *arg) {
 	*(uint64_t *)arg += *(volatile uint8_t *)(ram + p * psz + 8);
@@ -120,12 +142,15 @@ int main(int argc, char **argv) {
 	}
 	psz = (size_t)sysconf(_SC_PAGESIZE);
 	npages = strtoull(argv[2], NULL, 10);
-	int fd = open(argv[1], O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	int fd = ram_fd = open(argv[1], O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (fd < 0 || ftruncate(fd, (off_t)(npages * psz))) {
 		perror(argv[1]);
 		return 1;
 	}
-	ram = mmap(NULL, npages * psz, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	/* One page of address space more stays reserved after RAM, for "grow". */
+	uint8_t *reserve = mmap(NULL, (npages + 1) * psz, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ram = reserve == MAP_FAILED ? MAP_FAILED
+				    : mmap(reserve, npages * psz, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, 0);
 	if (ram == MAP_FAILED) {
 		perror("mmap");
 		return 1;
@@ -188,6 +213,12 @@ int main(int argc, char **argv) {
 				*(volatile uint64_t *)(ram + (r % span) * psz + ((r >> 40) % (psz / 8)) * 8) = i;
 			}
 			printf("ok %llu\n", (unsigned long long)(now_ns() - t0));
+		} else if (!strcmp(line, "punch") && arg) {
+			int failed = 0;
+			if (each_page(arg, punch_page, &failed)) puts("err bad spec");
+			else puts(failed ? "err punch failed" : "ok");
+		} else if (!strcmp(line, "grow")) {
+			puts(grow() ? "err grow failed" : "ok");
 		} else if (!strcmp(line, "quit")) {
 			break;
 		} else {
