@@ -2,17 +2,16 @@
 import { existsSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
+import { ClusterError, loadClusterConfig } from "@vpc/cluster";
+import { ControllerError, reapNow } from "@vpc/controller";
 import {
   type ClusterDemoResult,
-  ClusterError,
-  ControllerError,
-  loadClusterConfig,
-  reapNow,
   runClusterDemo,
+  TestbedError,
   testbedDown,
   testbedHostSpecs,
   testbedUp,
-} from "@vpc/controller";
+} from "@vpc/testbed";
 
 interface Io {
   readonly stdout: (text: string) => void;
@@ -139,7 +138,10 @@ export async function runClusterCli(args: readonly string[], io: Io): Promise<nu
     io.stdout(values.json ? `${JSON.stringify(r, null, 2)}\n` : `${formatClusterSummary(r)}\n`);
     return r.verified ? 0 : 1;
   } catch (e) {
-    const code = ClusterError.isInstance(e) || ControllerError.isInstance(e) ? ` [${e.code}]` : "";
+    const code =
+      ClusterError.isInstance(e) || ControllerError.isInstance(e) || TestbedError.isInstance(e)
+        ? ` [${e.code}]`
+        : "";
     io.stderr(`vpc cluster ${sub}: failed${code}: ${e instanceof Error ? e.message : String(e)}\n`);
     return 1;
   } finally {

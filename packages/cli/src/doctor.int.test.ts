@@ -1,5 +1,5 @@
 import { execFileSync } from "node:child_process";
-import type { DoctorReport } from "@vpc/controller";
+import type { DoctorReport } from "@vpc/testbed";
 import { describe, expect, it } from "vitest";
 import { main } from "./cli.js";
 

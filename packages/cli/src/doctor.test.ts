@@ -1,4 +1,4 @@
-import type { DoctorReport } from "@vpc/controller";
+import type { DoctorReport } from "@vpc/testbed";
 import { describe, expect, it } from "vitest";
 import { main } from "./cli.js";
 import { runDoctorCommand } from "./doctor.js";

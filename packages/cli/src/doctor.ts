@@ -1,6 +1,6 @@
 /** `vpc doctor`: checks this machine's prerequisites and prints the fix for each missing piece. */
 import { parseArgs } from "node:util";
-import { type DoctorReport, formatDoctorReport, runDoctor } from "@vpc/controller";
+import { type DoctorReport, formatDoctorReport, runDoctor } from "@vpc/testbed";
 import type { CliIo } from "./cli.js";
 
 export const DOCTOR_USAGE = `Usage: vpc doctor [--json]

@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
-import type { TestbedState } from "@vpc/controller";
+import type { TestbedState } from "@vpc/testbed";
 import { afterAll, describe, expect, it } from "vitest";
 
 const exec = promisify(execFile);

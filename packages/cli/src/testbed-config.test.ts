@@ -8,7 +8,7 @@ import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "nod
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { DoctorReport } from "@vpc/controller";
+import type { DoctorReport } from "@vpc/testbed";
 import { afterEach, describe, expect, it } from "vitest";
 import { runTestbedCli } from "./testbed.js";
 

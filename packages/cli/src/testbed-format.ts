@@ -1,5 +1,6 @@
 /** What `vpc testbed` prints (pure: every function maps a result to text). */
-import type { EpochMetrics, RestoreReport, RunResult, TestbedReport } from "@vpc/controller";
+import type { EpochMetrics } from "@vpc/cluster";
+import type { RestoreReport, RunResult, TestbedReport } from "@vpc/testbed";
 
 function table(header: readonly string[], rows: readonly (readonly string[])[]): string[] {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));

@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
-import type { TestbedReport, TestbedState } from "@vpc/controller";
+import type { TestbedReport, TestbedState } from "@vpc/testbed";
 import { afterAll, describe, expect, it } from "vitest";
 
 // The real command, as `make testbed up|status|down` runs it: the built bin in a child process.

@@ -1,7 +1,8 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { DoctorReport, EpochMetrics, RunResult, TestbedReport } from "@vpc/controller";
+import type { EpochMetrics } from "@vpc/cluster";
+import type { DoctorReport, RunResult, TestbedReport } from "@vpc/testbed";
 import { afterEach, describe, expect, it } from "vitest";
 import { commandStyle, doctorForConfig, parseTestbedArgs, runTestbedCli } from "./testbed.js";
 import {
@@ -453,7 +454,7 @@ describe("vpc testbed up (refusals before anything starts)", () => {
       const { err, io } = capture();
       const tail = args[0] === "exec" ? ["--", "true"] : [];
       expect(await runTestbedCli([...args, "--config", path, ...tail], io)).toBe(1);
-      expect(err.join("")).toContain("[CLUSTER_STATE]: testbed u5 is down (vpc testbed up brings it up)");
+      expect(err.join("")).toContain("[TESTBED_STATE]: testbed u5 is down (vpc testbed up brings it up)");
     }
     const { out, io } = capture();
     expect(await runTestbedCli(["status", "--config", path], io)).toBe(0);

@@ -7,27 +7,25 @@ import { existsSync, realpathSync } from "node:fs";
 import { join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { ClusterConfigError, ClusterError, type EpochMetrics, loadClusterConfig } from "@vpc/cluster";
+import { ControllerError } from "@vpc/controller";
 import {
-  ClusterConfigError,
-  ClusterError,
-  ControllerError,
   type ControlRequest,
   connectTestbed,
   type DoctorReport,
-  type EpochMetrics,
   formatDoctorReport,
-  loadClusterConfig,
   type RestoreReport,
   type RunResult,
   runDoctor,
   runTestbedDaemon,
+  TestbedError,
   testbedReport,
   testbedServiceDown,
   testbedServiceUp,
   testbedSessionDir,
   testbedSessionRoot,
   validateControlRequest,
-} from "@vpc/controller";
+} from "@vpc/testbed";
 import type { CliIo } from "./cli.js";
 import { defaultConfig } from "./cluster.js";
 import {
@@ -376,7 +374,10 @@ export async function runTestbedCli(
       io.stderr(`${formatConfigError(command, configPath, e)}\n`);
       return 1;
     }
-    const code = ClusterError.isInstance(e) || ControllerError.isInstance(e) ? ` [${e.code}]` : "";
+    const code =
+      ClusterError.isInstance(e) || ControllerError.isInstance(e) || TestbedError.isInstance(e)
+        ? ` [${e.code}]`
+        : "";
     io.stderr(`vpc testbed ${command}: failed${code}: ${e instanceof Error ? e.message : String(e)}\n`);
     return 1;
   }

@@ -54,6 +54,8 @@ interface EngineRow {
   steps: Record<string, number>;
   precision: number | null;
   recall: number | null;
+  /** vpc: how many pauses took each plan (adapt=1 chooses by cost), e.g. "predict 3, copy-all 5". */
+  plans: string | null;
 }
 
 function summarize(engine: string, records: CheckpointMetrics[]): EngineRow {
@@ -83,7 +85,14 @@ function summarize(engine: string, records: CheckpointMetrics[]): EngineRow {
     steps,
     precision: predicted > 0 ? r2(hits / predicted) : null,
     recall: written > 0 ? r2(hits / written) : null,
+    plans: planCounts(inc),
   };
+}
+
+function planCounts(records: CheckpointMetrics[]): string | null {
+  const counts = new Map<string, number>();
+  for (const r of records) if (r.vpcPlan) counts.set(r.vpcPlan, (counts.get(r.vpcPlan) ?? 0) + 1);
+  return counts.size ? [...counts].map(([plan, n]) => `${plan} ${n}`).join(", ") : null;
 }
 
 async function runEngine(

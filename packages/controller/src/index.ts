@@ -1,5 +1,4 @@
-export { defaultProbeCacheFile, type ProbeRecord, probeKvm, resolveAccel } from "./accel.js";
-export { runHostAgent } from "./agent/main.js";
+export { defaultProbeCacheFile, type ProbeRecord, probeKey, probeKvm, resolveAccel } from "./accel.js";
 export {
   CHECKPOINT_FORMAT,
   type CheckpointTimings,
@@ -9,8 +8,6 @@ export {
   takeFullCheckpoint,
 } from "./checkpoint.js";
 export * from "./checkpoint-loop.js";
-export * from "./cluster/index.js";
-export * from "./doctor-probes.js";
 export * from "./engines/index.js";
 export {
   BootError,
@@ -34,10 +31,9 @@ export {
   startCounter,
 } from "./guest-counter.js";
 export { defaultGuestImageDir, type GuestImage, loadGuestImage } from "./guest-image.js";
-export * from "./hosts/qemu-host.js";
 export type { AccelOption, DataNicOption, VmConfig, VmConfigInput } from "./internal/config.js";
 export { validateVmConfig } from "./internal/config.js";
-export type { DataNic, GuestParams } from "./internal/qemu-args.js";
+export type { Accel, DataNic, GuestParams } from "./internal/qemu-args.js";
 export { reapNow } from "./internal/reaper.js";
 export { SerialScanner } from "./internal/serial-scanner.js";
 export { createJsonLogger, defaultLogger, type Logger, type LogLevel, silentLogger } from "./logger.js";

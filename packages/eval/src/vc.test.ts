@@ -1,4 +1,4 @@
-import type { EpochMetrics } from "@vpc/controller";
+import type { EpochMetrics } from "@vpc/cluster";
 import { describe, expect, it } from "vitest";
 import { EvaluationError } from "./errors.js";
 import { expandCells, presetConfig } from "./experiments.js";

@@ -16,14 +16,17 @@ import {
   type ClusterConfigInput,
   type ClusterRestoreResult,
   type EpochMetrics,
+  validateClusterConfig,
+} from "@vpc/cluster";
+import { loadGuestImage } from "@vpc/controller";
+import {
+  clusterHosts,
   fabricConflicts,
-  loadGuestImage,
   type TestbedState,
   testbedDown,
   testbedLeftovers,
   testbedUp,
-  validateClusterConfig,
-} from "@vpc/controller";
+} from "@vpc/testbed";
 import { EvaluationError } from "./errors.js";
 import { type Cell, errorInfo, NO_CHECKPOINT, type ResultRecord } from "./format.js";
 import type { CellContext, CellExecutor } from "./runner.js";
@@ -402,11 +405,16 @@ export const realVcDeps: VcDeps = {
     });
   },
   start: (config, testbed, progress) =>
-    Cluster.start({ config, testbed: testbed as TestbedState, onProgress: progress, bootTimeoutMs: 300_000 }),
+    Cluster.start({
+      config,
+      ...clusterHosts(testbed as TestbedState),
+      onProgress: progress,
+      bootTimeoutMs: 300_000,
+    }),
   restore: (config, testbed, epoch, progress) =>
     Cluster.restore({
       config,
-      testbed: testbed as TestbedState,
+      ...clusterHosts(testbed as TestbedState),
       epoch,
       onProgress: progress,
       bootTimeoutMs: 300_000,

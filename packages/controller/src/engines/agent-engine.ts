@@ -25,7 +25,17 @@ import type { EpochWriter } from "@vpc/storage";
 import { CheckpointError } from "../errors.js";
 import { encodeEnvelope } from "./envelope.js";
 import { EngineCheckpointError } from "./errors.js";
-import { type SaveWindow, scorePrediction, writtenDuringSave } from "./prediction.js";
+import {
+  cheapestPlan,
+  DEFAULT_PLAN_COSTS,
+  type PlanCosts,
+  planCostsInHindsight,
+  type SaveWindow,
+  scorePrediction,
+  updateCost,
+  type VpcPlan,
+  writtenDuringSave,
+} from "./prediction.js";
 import { type EngineSpec, formatEngineSpec } from "./spec.js";
 import type {
   CheckpointEngine,
@@ -37,6 +47,13 @@ import type {
 
 /** Staging slots drained into the store per read (bounds the saver's own buffer to 16 MiB). */
 const DRAIN_CHUNK = 4096;
+/**
+ * vpc's copy-all plan hides W (nothing is left to fault), so once chosen it is kept for this many
+ * checkpoints before the predicted plan is tried again.
+ */
+const COPY_ALL_HOLD = 3;
+/** Fewer pages than this in a step give no per-page cost worth learning from. */
+const MIN_PAGES_FOR_COST = 64;
 
 const now = (): bigint => process.hrtime.bigint();
 const ms = (ns: bigint | number): number => Number(ns) / 1e6;
@@ -56,6 +73,9 @@ interface LastCheckpoint {
   readonly epoch: number;
   /** P ∩ D: pages copied in the pause (vpc); empty for cow. */
   readonly copied: PageSet;
+  /** S: the pages this checkpoint saved (vpc only: what its plan is judged on). */
+  readonly saveSet: PageSet | undefined;
+  readonly plan: VpcPlan | undefined;
   readonly faulted: PageSet;
   readonly faultedOnRead: PageSet;
   /** The save window, when a saver ran after `cont` (cow, vpc). */
@@ -74,6 +94,11 @@ export class AgentEngine implements CheckpointEngine {
   #lastStats: AgentStats | undefined;
   #last: LastCheckpoint | undefined;
   #staging: { path: string; fh: FileHandle; header: StagingHeader } | undefined;
+  /** vpc with adapt=1: the plan of the next pause, the costs it was chosen by, and P for it. */
+  #plan: VpcPlan = "predict";
+  #planHold = 0;
+  #costs: PlanCosts = DEFAULT_PLAN_COSTS;
+  #nextPrediction: PageSet | undefined;
 
   constructor(ctx: EngineContext, spec: EngineSpec) {
     if (!ctx.agent) {
@@ -151,15 +176,17 @@ export class AgentEngine implements CheckpointEngine {
         request = { plan: "protect-all", full };
       } else {
         stage = "predict";
+        // cow: P empty; copy-all: fallback 0 copies the whole save set, whatever P covers.
+        const plan = full ? "predict" : this.#plan;
         request = {
           plan: "predict",
           full,
           front: (this.#params.front ?? 0) / 100,
-          fallback: (this.#params.fallback ?? 101) / 100,
+          fallback: plan === "copy-all" ? 0 : (this.#params.fallback ?? 101) / 100,
         };
-        requestSet = this.#predictBase(pageCount);
+        requestSet = plan === "predict" ? this.#predictBase(pageCount) : new PageSet(pageCount);
         const windowMs = this.#params.window ?? 0;
-        if (!full && windowMs > 0) {
+        if (!full && windowMs > 0 && plan === "predict") {
           await agent.mark();
           await sleep(windowMs);
         }
@@ -195,7 +222,8 @@ export class AgentEngine implements CheckpointEngine {
 
       stage = "save";
       const sets = this.name === "stop-copy" ? undefined : await agent.checkpointSets(reply);
-      const prediction = this.#learn(sets, reply);
+      const usedPlan = this.name === "vpc" ? (full ? "predict" : this.#plan) : undefined;
+      const { prediction, judged } = this.#learn(sets, reply);
       let save: (SaveWindow & { startNs: bigint }) | undefined;
       if (this.name === "cow" || this.name === "vpc") {
         // The saver also runs with nothing protected: its end-of-save peek is what the next
@@ -228,6 +256,9 @@ export class AgentEngine implements CheckpointEngine {
           ? {
               epoch,
               copied: sets?.copied ?? new PageSet(pageCount),
+              saveSet:
+                this.name === "vpc" ? (full ? new PageSet(pageCount).fill() : sets?.accumulated) : undefined,
+              plan: usedPlan,
               faulted: counts.faulted,
               faultedOnRead: counts.faultedOnRead,
               save,
@@ -238,6 +269,23 @@ export class AgentEngine implements CheckpointEngine {
       const trackingStallNs = s1.trackingFaults.totalNs - s0.trackingFaults.totalNs;
       const cowStallNs =
         s1.cowFaults.totalNs - s0.cowFaults.totalNs + (s1.stagingWaits.totalNs - s0.stagingWaits.totalNs);
+      if (this.name === "vpc") {
+        this.#costs = {
+          copyNsPerPage: updateCost(
+            this.#costs.copyNsPerPage,
+            reply.copied >= MIN_PAGES_FOR_COST ? reply.copyNs / reply.copied : null,
+          ),
+          protectNsPerPage: updateCost(
+            this.#costs.protectNsPerPage,
+            reply.protected >= MIN_PAGES_FOR_COST ? reply.protectNs / reply.protected : null,
+          ),
+          faultNs: updateCost(
+            this.#costs.faultNs,
+            counts.cow + counts.cowOnRead > 0 ? Number(cowStallNs) / (counts.cow + counts.cowOnRead) : null,
+          ),
+        };
+        this.#choosePlan(judged);
+      }
       const pauseMs = ms(tCont - tStop);
       const stallMs = ms(trackingStallNs + cowStallNs);
       const peakStagingBytes = counts.peakSlots * info.pageSize;
@@ -263,6 +311,7 @@ export class AgentEngine implements CheckpointEngine {
         pagesPredicted: this.name === "vpc" ? reply.predicted : null,
         pagesInWindow: this.name === "vpc" ? reply.window : null,
         fellBack: this.name === "vpc" ? reply.fellBack : null,
+        vpcPlan: usedPlan ?? null,
         pagesCopiedInPause: reply.copied,
         pagesProtected: reply.protected,
         pagesCowCopied: counts.cow + counts.cowOnRead,
@@ -302,8 +351,31 @@ export class AgentEngine implements CheckpointEngine {
    * full epoch and before anything was learnt.
    */
   #predictBase(pageCount: number): PageSet {
+    const cached = this.#nextPrediction;
+    this.#nextPrediction = undefined;
+    if (cached) return cached;
     if (!this.#history || this.#history.length === 0) return new PageSet(pageCount);
     return this.#strategy!.predict(this.#history);
+  }
+
+  /**
+   * vpc, adapt=1: the next pause's plan, the cheapest of predict / cow / copy-all on the last
+   * checkpoint seen in hindsight (its S and W, and the P the strategy would give now), by the
+   * per-unit costs measured so far. copy-all leaves nothing to fault, so W cannot be seen while it
+   * runs: it is held for COPY_ALL_HOLD checkpoints, then predict is tried again.
+   */
+  #choosePlan(judged: { saveSet: PageSet; wouldFault: PageSet } | undefined): void {
+    if ((this.#params.adapt ?? 1) === 0) return;
+    if (this.#plan === "copy-all" && this.#planHold > 0) {
+      this.#planHold--;
+      if (this.#planHold === 0) this.#plan = "predict";
+      return;
+    }
+    if (!judged) return;
+    const predicted = this.#predictBase(judged.saveSet.pageCount);
+    this.#nextPrediction = predicted;
+    this.#plan = cheapestPlan(planCostsInHindsight({ ...judged, predicted }, this.#costs));
+    if (this.#plan === "copy-all") this.#planHold = COPY_ALL_HOLD;
   }
 
   /** vpc: the saver takes first the pages the history says fault (those P left out). */
@@ -321,22 +393,38 @@ export class AgentEngine implements CheckpointEngine {
    * (W, plus pages whose read faulted: copying them avoids that stall too), with learn=0 whole dirty
    * sets (the baseline). cow is scored too: its P is empty, its W the faults.
    */
-  #learn(sets: CheckpointSets | undefined, reply: CheckpointReply): PredictionMetrics | null {
+  #learn(
+    sets: CheckpointSets | undefined,
+    reply: CheckpointReply,
+  ): {
+    prediction: PredictionMetrics | null;
+    judged: { saveSet: PageSet; wouldFault: PageSet } | undefined;
+  } {
     const last = this.#last;
     this.#last = undefined;
-    if (!sets || reply.armed) return null;
+    if (!sets || reply.armed) return { prediction: null, judged: undefined };
     const pageCount = sets.dirty.pageCount;
     const early = last?.save ? writtenDuringSave(pageCount, sets.order, reply.exact, last.save) : undefined;
+    // W plus the pages whose read faulted (copying them avoids that stall too).
+    const wouldFault =
+      last && early
+        ? last.copied.and(early).orInPlace(last.faulted).orInPlace(last.faultedOnRead)
+        : undefined;
     if (this.name === "vpc") {
       this.#history ??= new PageHistory(pageCount, Math.max(1, this.#strategy!.depth));
       if ((this.#params.learn ?? 1) === 0) {
         this.#history.push({ dirty: sets.dirty, order: { kind: "none" } });
-      } else if (last && early) {
-        const faults = last.copied.and(early).orInPlace(last.faulted).orInPlace(last.faultedOnRead);
-        this.#history.push({ dirty: faults, order: { kind: "none" } });
+      } else if (wouldFault) {
+        this.#history.push({ dirty: wouldFault, order: { kind: "none" } });
       }
     }
-    return last && early ? scorePrediction(last.epoch, last.copied, last.faulted, early) : null;
+    // A copy-all checkpoint left nothing to fault: its W says nothing about the other plans.
+    const judged =
+      last?.saveSet && wouldFault && last.plan !== "copy-all"
+        ? { saveSet: last.saveSet, wouldFault }
+        : undefined;
+    const prediction = last && early ? scorePrediction(last.epoch, last.copied, last.faulted, early) : null;
+    return { prediction, judged };
   }
 
   /** After a failure: the guest runs again, nothing stays protected, staging is empty. Best effort. */

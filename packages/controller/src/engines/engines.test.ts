@@ -15,15 +15,16 @@ describe("parseEngineSpec", () => {
       fallback: 90,
       learn: 1,
       buffer: 0,
+      adapt: 1,
     });
     const v = parseEngineSpec("vpc(early-writers:windowMs=100):window=5,learn=0");
     expect(v).toEqual({
       name: "vpc",
       strategy: "early-writers:windowMs=100",
-      params: { window: 5, front: 0, fallback: 90, learn: 0, buffer: 0 },
+      params: { window: 5, front: 0, fallback: 90, learn: 0, buffer: 0, adapt: 1 },
     });
     expect(formatEngineSpec(v)).toBe(
-      "vpc(early-writers:windowMs=100):window=5,front=0,fallback=90,learn=0,buffer=0",
+      "vpc(early-writers:windowMs=100):window=5,front=0,fallback=90,learn=0,buffer=0,adapt=1",
     );
     expect(parseEngineSpec("precopy:rounds=2").params).toEqual({ rounds: 2, threshold: 512, batch: 2048 });
   });

@@ -61,3 +61,51 @@ export function scorePrediction(
     approximate: false,
   };
 }
+
+/** What vpc does in the next pause: copy P and protect the rest, protect all (cow), or copy all. */
+export type VpcPlan = "predict" | "cow" | "copy-all";
+
+/** Per-unit costs inside the pause and after it, measured on earlier checkpoints (ns). */
+export interface PlanCosts {
+  readonly copyNsPerPage: number;
+  readonly protectNsPerPage: number;
+  readonly faultNs: number;
+}
+
+/** Until measured: FIELD-NOTES §6–8 (copy ~0.5 µs, zap in runs ~0.3 µs, a COW fault ~16 µs). */
+export const DEFAULT_PLAN_COSTS: PlanCosts = { copyNsPerPage: 500, protectNsPerPage: 300, faultNs: 16_000 };
+
+/** One checkpoint in hindsight: its save set S, W (the pages that faulted or would have), and P. */
+export interface PlanHindsight {
+  readonly saveSet: PageSet;
+  readonly wouldFault: PageSet;
+  readonly predicted: PageSet;
+}
+
+/** Modelled downtime (ns) of each plan on a checkpoint seen in hindsight. */
+export function planCostsInHindsight(h: PlanHindsight, c: PlanCosts): Record<VpcPlan, number> {
+  const s = h.saveSet.count();
+  const copied = h.predicted.intersectionCount(h.saveSet);
+  const w = h.wouldFault.count();
+  const missed = w - h.wouldFault.intersectionCount(h.predicted);
+  return {
+    predict: c.copyNsPerPage * copied + c.protectNsPerPage * (s - copied) + c.faultNs * missed,
+    cow: c.protectNsPerPage * s + c.faultNs * w,
+    "copy-all": c.copyNsPerPage * s,
+  };
+}
+
+/**
+ * The plan of least modelled downtime — so vpc is never worse than the better of stop-copy and cow
+ * by more than the model's error. Ties go to predict (it keeps learning), then cow.
+ */
+export function cheapestPlan(costs: Record<VpcPlan, number>): VpcPlan {
+  let best: VpcPlan = "predict";
+  for (const p of ["cow", "copy-all"] as const) if (costs[p] < costs[best]) best = p;
+  return best;
+}
+
+/** Moves a running per-unit cost towards a new measurement (a quarter of the way), if there is one. */
+export function updateCost(old: number, measured: number | null): number {
+  return measured === null || !Number.isFinite(measured) || measured <= 0 ? old : old + (measured - old) / 4;
+}

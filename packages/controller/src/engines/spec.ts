@@ -27,8 +27,11 @@ export const ENGINE_PARAMS: Readonly<Record<EngineName, Readonly<Record<string, 
   // front: % of a window run's length extrapolated past its end (sweeps move on; 0: none);
   // fallback: copy the whole save set once P covers this % of it (101: never);
   // learn: 1 = the strategy learns from the checkpoint-caused faults (W: pages that faulted, or
-  //   were copied and written before the save ended), 0 = from whole dirty sets (the baseline).
-  vpc: { window: 0, front: 0, fallback: 90, learn: 1, buffer: 0 },
+  //   were copied and written before the save ended), 0 = from whole dirty sets (the baseline);
+  // adapt: 1 = each pause takes the plan (predict, cow-like P = ∅, or copy-all) that would have
+  //   cost least on the last checkpoint seen in hindsight, by measured per-page and per-fault
+  //   costs; 0 = always predict (the paper's scheme).
+  vpc: { window: 0, front: 0, fallback: 90, learn: 1, buffer: 0, adapt: 1 },
   // Live rounds stop after `rounds` or once a round's dirty set is below `threshold` pages.
   precopy: { rounds: 4, threshold: 512, batch: 2048 },
   "qemu-snapshot": {},
@@ -56,6 +59,7 @@ export function parseEngineSpec(spec: string): EngineSpec {
   }
   if (params.batch !== undefined && params.batch < 1) return fail("batch must be ≥ 1");
   if (params.learn !== undefined && params.learn > 1) return fail("learn must be 0 or 1");
+  if (params.adapt !== undefined && params.adapt > 1) return fail("adapt must be 0 or 1");
   if (params.fallback !== undefined && params.fallback > 101) return fail("fallback must be ≤ 101 (%)");
   if (params.buffer !== undefined && params.buffer > 1000) return fail("buffer must be ≤ 1000 (‰)");
   const strategy = name === "vpc" ? (m[2] ?? DEFAULT_VPC_STRATEGY) : undefined;

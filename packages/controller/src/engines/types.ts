@@ -73,6 +73,8 @@ export interface CheckpointMetrics {
   readonly pagesPredicted?: number | null;
   readonly pagesInWindow?: number | null;
   readonly fellBack?: boolean | null;
+  /** vpc: the plan of this pause (adapt=1 picks it by cost; see docs/engines.md). */
+  readonly vpcPlan?: "predict" | "cow" | "copy-all" | null;
   readonly pagesCopiedInPause: number;
   readonly pagesProtected: number;
   readonly pagesCowCopied: number;

@@ -1,0 +1,60 @@
+import { execFile } from "node:child_process";
+import { chmod, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { describe, expect, it } from "vitest";
+import { validateClusterConfig } from "./config.js";
+import { DONE, resultBlocks, workloadCommand } from "./workload.js";
+
+const fixture = (name: string) => readFile(join(import.meta.dirname, "../../npb/src/fixtures", name), "utf8");
+
+describe("resultBlocks", () => {
+  it("parses every complete result block and leaves out one still being printed", async () => {
+    const one = await fixture("mg-S-np2.txt");
+    expect(resultBlocks(one).map((b) => [b.kernel, b.verified])).toEqual([["mg", true]]);
+    const two = `${one}\n${one}`;
+    expect(resultBlocks(two)).toHaveLength(2);
+    // Cut the second copy inside its Verification line: only the first block counts.
+    const cut = two.slice(0, two.lastIndexOf("SUCCESSFUL") + 4);
+    expect(resultBlocks(cut)).toHaveLength(1);
+    expect(resultBlocks("no result here")).toEqual([]);
+  });
+
+  it("keeps an unsuccessful block, so the caller sees it was not verified", async () => {
+    const wrong = await fixture("is-W-np4-wrong-reference.txt");
+    expect(resultBlocks(wrong).map((b) => b.verified)).toEqual([false]);
+  });
+});
+
+describe("workloadCommand", () => {
+  // The guest's script, run here with a stub mpiexec on PATH (the command's `cd /root`, setsid
+  // and output redirection are the guest's business; the script between the quotes is the logic).
+  async function runScript(mpiexecExit: number, repeat: number): Promise<string> {
+    const config = validateClusterConfig({
+      hosts: [{ name: "h1", vms: [{ name: "vm1" }] }],
+      workload: { repeat },
+    });
+    const script = /sh -c '(.*)' >/.exec(workloadCommand(config))?.[1];
+    if (script === undefined) throw new Error("no sh -c script in the workload command");
+    const dir = await mkdtemp(join(tmpdir(), "vpc-workload-"));
+    try {
+      await writeFile(join(dir, "mpiexec"), `#!/bin/sh\necho run\nexit ${mpiexecExit}\n`);
+      await chmod(join(dir, "mpiexec"), 0o755);
+      const { stdout } = await promisify(execFile)("sh", ["-c", script], {
+        env: { PATH: `${dir}:${process.env.PATH ?? ""}` },
+      });
+      return stdout;
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }
+
+  it("runs the kernel `repeat` times, then prints the done marker with status 0", async () => {
+    expect(await runScript(0, 2)).toBe(`run\nrun\n${DONE} rc=0\n`);
+  });
+
+  it("stops at a failed run and still prints the marker, with its status", async () => {
+    expect(await runScript(3, 2)).toBe(`run\n${DONE} rc=1\n`);
+  });
+});
