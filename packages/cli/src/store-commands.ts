@@ -281,9 +281,10 @@ async function infoCommand(a: StoreArgs, io: CliIo): Promise<number> {
 
 // ------------------------------------------------------------------ verify
 
+/** One line per problem: the store's messages already name the file and offset; others get them added. */
 export function formatProblem(p: StoreProblem): string {
   const where = p.offset === undefined ? p.path : `${p.path} at offset ${p.offset}`;
-  return `${p.code.padEnd(8)} ${where}: ${p.message}`;
+  return `${p.code.padEnd(8)} ${p.message.includes(p.path) ? p.message : `${where}: ${p.message}`}`;
 }
 
 async function verifyCommand(a: StoreArgs, io: CliIo): Promise<number> {
@@ -398,20 +399,21 @@ function formatEpoch(d: DecodedEpoch): string {
         .slice(0, RUNS_SHOWN)
         .map(
           (r) =>
-            `            pages ${r.firstPage}${r.pageCount > 1 ? `-${r.firstPage + r.pageCount - 1}` : ""}: ${
-              r.firstSlot === "zero"
-                ? "zero"
-                : `slots ${r.firstSlot}${r.pageCount > 1 ? `-${r.firstSlot + r.pageCount - 1}` : ""}`
+            `            ${span("page", r.firstPage, r.pageCount)}: ${
+              r.firstSlot === "zero" ? "zero" : span("slot", r.firstSlot, r.pageCount)
             }`,
         ),
       ...(ix.runs.length > RUNS_SHOWN
         ? [`            … ${ix.runs.length - RUNS_SHOWN} more runs (--json shows all)`]
         : []),
-      `  devstate  ${blobBytes(vm.files.devstate)} bytes   chanlog ${blobBytes(vm.files.chanlog)} bytes`,
+      `  devstate  ${blobBytes(vm.files.devstate)} bytes of payload; chanlog ${blobBytes(vm.files.chanlog)} bytes of payload`,
     );
   }
   return lines.join("\n");
 }
+
+const span = (what: string, first: number, count: number): string =>
+  count === 1 ? `${what} ${first}` : `${what}s ${first}-${first + count - 1}`;
 
 function blobBytes(f: DecodedFile | { kind: "PAGE"; bytes: number } | undefined): number {
   return f && "payloadBase64" in f ? Buffer.byteLength(f.payloadBase64, "base64") : 0;
@@ -503,7 +505,8 @@ function formatRemoved(dryRun: boolean, removed: readonly string[], epochs: read
   const verb = dryRun ? "would remove" : "removed";
   const lines: string[] = [];
   if (epochs.length > 0) lines.push(`${verb} global epochs ${epochs.join(" ")}`);
-  lines.push(removed.length === 0 ? `${verb} nothing else` : `${verb} ${removed.length} entries:`);
+  const nothing = epochs.length > 0 ? "nothing else" : "nothing";
+  lines.push(removed.length === 0 ? `${verb} ${nothing}` : `${verb} ${removed.length} entries:`);
   for (const p of removed) lines.push(`  ${p}`);
   return `${lines.join("\n")}\n`;
 }
