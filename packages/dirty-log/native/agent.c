@@ -858,14 +858,6 @@ static void harvest_run(size_t first, size_t count, void *arg) {
 /* Sync mode: re-protect the pages the interval unprotected, per run or the
  * whole range in one call, whichever the measured costs say is cheaper. */
 static int reprotect_sync(void) {
-	/* Without WP_UNPOPULATED a written page whose entry was zapped meanwhile (reclaim, a
-	 * discard) would not take the protection, and its next write would go unseen: map the
-	 * written pages back first. */
-	for (size_t p = bnext(g.dirty, 0, g.npages); !(g.features & UFFD_FEATURE_WP_UNPOPULATED) && p < g.npages;) {
-		size_t e = bnext_clear(g.dirty, p, g.npages);
-		if (madvise(g.base + p * g.psz, (e - p) * g.psz, MADV_POPULATE_WRITE)) return -1;
-		p = bnext(g.dirty, e, g.npages);
-	}
 	size_t runs = 0;
 	for (size_t p = bnext(g.dirty, 0, g.npages); p < g.npages;
 	     p = bnext(g.dirty, bnext_clear(g.dirty, p, g.npages), g.npages))
