@@ -85,4 +85,35 @@ describe("vpc predictor", () => {
     expect(await runPredictorCli(["strategies"], s.io)).toBe(0);
     expect(s.out.stdout).toContain("cost-aware(SPEC)");
   });
+
+  it("names an unknown option in its own words", async () => {
+    const c = capture();
+    expect(await runPredictorCli(["strategies", "--bogus"], c.io)).toBe(2);
+    expect(c.out.stderr).toMatch(/^error: unknown option --bogus\n/);
+    expect(c.out.stderr).not.toContain("positional argument");
+  });
+
+  it("prints strategies and a generated trace's summary as JSON with --json", async () => {
+    const s = capture();
+    expect(await runPredictorCli(["strategies", "--json"], s.io)).toBe(0);
+    const list = JSON.parse(s.out.stdout);
+    expect(list.strategies.map((k: { kind: string }) => k.kind)).toContain("k-of-n");
+    expect(list.strategies.find((k: { kind: string }) => k.kind === "cost-aware").wraps).toBe(true);
+    expect(list.defaults.length).toBeGreaterThan(0);
+    const path = join(dir, "r.vdt");
+    const g = capture();
+    expect(
+      await runPredictorCli(
+        ["generate", "random", path, "--pages", "128", "--intervals", "3", "--json"],
+        g.io,
+      ),
+    ).toBe(0);
+    const summary = JSON.parse(g.out.stdout);
+    expect(summary).toMatchObject({
+      path,
+      intervals: 3,
+      header: { pageCount: 128 },
+      options: { workload: "random" },
+    });
+  });
 });

@@ -24,8 +24,8 @@ const USAGE = `usage:
                      [--copy-us US] [--fault-us US] [--protect-us US] [--protect-range-us US]
                      [--base-pause-us US] [--warmup N] [--json]
   vpc predictor generate WORKLOAD OUT [--pages N] [--intervals N] [--seed N] [--mode sync|async]
-                     [--interval-ms MS] [--set NAME=VALUE]... [--overwrite]
-  vpc predictor strategies
+                     [--interval-ms MS] [--set NAME=VALUE]... [--overwrite] [--json]
+  vpc predictor strategies [--json]
 workloads: ${WORKLOADS.join(", ")}
 `;
 
@@ -159,6 +159,7 @@ export async function runPredictorGenerate(argv: string[], io: CliIo = processIo
         "interval-ms": { type: "string" },
         set: { type: "string", multiple: true },
         overwrite: { type: "boolean" },
+        json: { type: "boolean" },
       },
     });
     if (positionals.length !== 2) throw new UsageError("generate takes WORKLOAD and OUT");
@@ -190,13 +191,32 @@ export async function runPredictorGenerate(argv: string[], io: CliIo = processIo
       await w.close();
     }
     io.stdout(
-      `wrote ${trace.records.length} intervals of ${workload} (${opts.pageCount} pages, ${mode}) to ${out}\n`,
+      values.json === true
+        ? `${JSON.stringify({ path: out, intervals: trace.records.length, header: trace.header, options: opts }, null, 2)}\n`
+        : `wrote ${trace.records.length} intervals of ${workload} (${opts.pageCount} pages, ${mode}) to ${out}\n`,
     );
     return 0;
   });
 }
 
-function listStrategies(io: CliIo): number {
+async function listStrategies(argv: string[], io: CliIo): Promise<number> {
+  return guard(io, async () => {
+    const { values } = parseArgs({ args: argv, options: { json: { type: "boolean" } } });
+    if (values.json === true) {
+      const kinds = STRATEGY_KINDS.map(({ kind, description, wraps, params }) => ({
+        kind,
+        description,
+        wraps,
+        params,
+      }));
+      io.stdout(`${JSON.stringify({ strategies: kinds, defaults: DEFAULT_STRATEGY_SPECS }, null, 2)}\n`);
+      return 0;
+    }
+    return printStrategies(io);
+  });
+}
+
+function printStrategies(io: CliIo): number {
   for (const k of STRATEGY_KINDS) {
     io.stdout(`${k.kind}${k.wraps ? "(SPEC)" : ""}: ${k.description}\n`);
     for (const p of k.params) {
@@ -211,11 +231,15 @@ async function guard(io: CliIo, fn: () => Promise<number>): Promise<number> {
   try {
     return await fn();
   } catch (e) {
-    if (
-      e instanceof UsageError ||
-      (e instanceof TypeError && "code" in e && String(e.code).startsWith("ERR_PARSE_ARGS"))
-    ) {
+    if (e instanceof UsageError) {
       io.stderr(`error: ${e.message}\n${USAGE}`);
+      return 2;
+    }
+    if (e instanceof TypeError && "code" in e && String(e.code).startsWith("ERR_PARSE_ARGS")) {
+      // parseArgs explains an unknown option in terms of its own API ("To specify a positional …").
+      const option = /'(-[^' ]*)/.exec(e.message)?.[1];
+      const unknown = e.code === "ERR_PARSE_ARGS_UNKNOWN_OPTION" && option !== undefined;
+      io.stderr(`error: ${unknown ? `unknown option ${option}` : e.message}\n${USAGE}`);
       return 2;
     }
     if (PredictorError.isInstance(e) || PageSetError.isInstance(e)) {
@@ -231,7 +255,7 @@ export async function runPredictorCli(argv: string[], io: CliIo = processIo): Pr
   const [cmd, ...rest] = argv;
   if (cmd === "eval") return runPredictorEval(rest, io);
   if (cmd === "generate") return runPredictorGenerate(rest, io);
-  if (cmd === "strategies") return listStrategies(io);
+  if (cmd === "strategies") return listStrategies(rest, io);
   if (cmd === "help" || cmd === "--help" || cmd === "-h") {
     io.stdout(USAGE);
     return 0;
