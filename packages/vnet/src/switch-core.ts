@@ -98,6 +98,8 @@ export interface SwitchCounters {
   floodedFrames: number;
   /** Frames that should have been logged into an epoch whose log was already taken. */
   lateFrames: number;
+  /** Held frames dropped because a port's hold queue was full (all ports, also removed ones). */
+  heldDroppedFrames: number;
 }
 
 export interface PortInfo {
@@ -155,7 +157,13 @@ export class SwitchCore {
   readonly #ports = new Map<string, VmPort>();
   readonly #tunnels = new Map<string, TunnelPort>();
   readonly #macs = new Map<number, MacEntry>();
-  readonly #counters: SwitchCounters = { runtFrames: 0, filteredFrames: 0, floodedFrames: 0, lateFrames: 0 };
+  readonly #counters: SwitchCounters = {
+    runtFrames: 0,
+    filteredFrames: 0,
+    floodedFrames: 0,
+    lateFrames: 0,
+    heldDroppedFrames: 0,
+  };
   /** Highest mark announced so far; ports may not be added below it. */
   #floor: number;
 
@@ -494,6 +502,7 @@ export class SwitchCore {
       if (p.held.length >= this.#maxHeld) {
         p.held.shift();
         p.counters.droppedFrames++;
+        this.#counters.heldDroppedFrames++;
       }
       p.held.push({ frame: frame.slice(), senderPort, senderEpoch: colour, receivedAt });
       return;

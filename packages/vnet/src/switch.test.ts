@@ -50,6 +50,26 @@ async function twoVms(sw = makeSwitch(), names: [string, string] = ["a", "b"]) {
 
 const tag = (f: Uint8Array) => f[20];
 
+/** Resolves when `cond` holds, checked every few milliseconds (rejects after 5 s, naming it). */
+async function until(cond: () => boolean): Promise<void> {
+  for (let i = 0; !cond(); i++) {
+    if (i > 1000) throw new Error(`condition not met: ${cond.toString()}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+/** A fake QEMU's `stop`: done when everything it wrote has left its send queue. */
+function flushed(q: FakeQemu): Promise<void> {
+  if (q.socket.writableLength === 0) return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error("the switch did not read the stopping port")), 3000);
+    q.socket.once("drain", () => {
+      clearTimeout(t);
+      resolve();
+    });
+  });
+}
+
 describe("VnetSwitch with QEMU-like peers on unix sockets", () => {
   it("switches frames between two ports, including frames split into single bytes", async () => {
     const { qa, qb } = await twoVms();
@@ -104,6 +124,70 @@ describe("VnetSwitch with QEMU-like peers on unix sockets", () => {
     const log = decodeChannelLog(await sw.channelLog("a", 0));
     expect(log.records.map((r) => [r.senderPort, r.senderEpoch, tag(r.frame)])).toEqual([["b", -1, 1]]);
     expect(sw.stats().ports.find((p) => p.id === "a")).toMatchObject({ epoch: 0, connected: true });
+  });
+
+  it("colours by what QEMU sent before it stopped, even when backpressure paused its socket", async () => {
+    // b's QEMU does not read: the switch queues to b, passes highWaterBytes and pauses a's socket,
+    // so a's frames wait unread in the kernel (and in a's own send queue, like QEMU's net queue).
+    const { sw, qa, qb } = await twoVms(makeSwitch({ highWaterBytes: 4096 }));
+    qb.socket.pause();
+    const frames = 400;
+    for (let i = 0; i < frames; i++) qa.send(ethFrame(B, A, 1500, i & 0xff));
+    // Wait until the switch stops reading a (its receive count stalls short of what a sent).
+    const rx = () => sw.stats().ports.find((p) => p.id === "a")!.counters.rxFrames;
+    await until(() => rx() > 0);
+    for (let last = -1; rx() !== last; ) {
+      last = rx();
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(rx()).toBeLessThan(frames);
+    // QEMU's `stop` returns once its queued packets are written (net: "complete all queued packets
+    // on VM stop"): the fake's pause is done when its send queue is empty.
+    await sw.beginCheckpoint("a", 0, () => flushed(qa));
+    qb.socket.resume();
+    // b is still in epoch -1: every frame a sent before its checkpoint is colour -1 and delivered;
+    // a frame read after the flip would be colour 0 and held for b.
+    for (let i = 0; i < frames; i++) expect(tag(await qb.next())).toBe(i & 0xff);
+    expect(sw.stats().ports.find((p) => p.id === "b")).toMatchObject({ heldNow: 0 });
+  });
+
+  it("stops a VM only after its QEMU has read every frame written to it before the flip", async () => {
+    const { sw, qa, qb } = await twoVms();
+    const frames = 200;
+    for (let i = 0; i < frames; i++) qa.send(ethFrame(B, A, 1500, i & 0xff));
+    const tx = () => sw.stats().ports.find((p) => p.id === "b")!.counters.txFrames;
+    await until(() => tx() === frames); // all forwarded to b, most not yet read by b's QEMU
+    let readAtStop = -1;
+    await sw.beginCheckpoint("b", 0, async () => {
+      readAtStop = qb.pending;
+    });
+    expect(readAtStop).toBe(frames); // each is in the guest when it stops: none is lost on restore
+    expect(sw.drops()).toMatchObject({ unreadAtStop: 0, total: 0 });
+  });
+
+  it("counts a checkpoint whose QEMU did not read its frames before the stop", async () => {
+    const { sw, qa, qb } = await twoVms(makeSwitch({ deliveryTimeoutMs: 100 }));
+    qb.socket.pause(); // a guest that does not drain its receive ring
+    for (let i = 0; i < 400; i++) qa.send(ethFrame(B, A, 1500, i & 0xff));
+    const tx = () => sw.stats().ports.find((p) => p.id === "b")!.counters.txFrames;
+    await until(() => tx() === 400);
+    await sw.beginCheckpoint("b", 0, async () => {});
+    expect(sw.drops()).toMatchObject({ unreadAtStop: 1, total: 1 });
+    expect(sw.stats().ports.find((p) => p.id === "b")).toMatchObject({ epoch: 0, unreadAtStop: 1 });
+  });
+
+  it("counts frames dropped for a port without QEMU and for a full hold queue", async () => {
+    const sw = makeSwitch({ maxHeldFramesPerPort: 1 });
+    const { qa } = await twoVms(sw);
+    await sw.addPort({ id: "c", path: join(dir, "c.sock"), epoch: -1 }); // no QEMU connected
+    qa.send(ethFrame(BROADCAST, A, 60, 1)); // to b and to c (dropped)
+    await until(() => sw.drops().noQemu === 1);
+    await sw.removePort("c"); // counted drops outlive the port
+    sw.flipEpoch("a", 0);
+    qa.send(ethFrame(B, A, 60, 2)); // colour 0 held for b at -1
+    qa.send(ethFrame(B, A, 60, 3)); // a second one: the queue holds one, the oldest goes
+    await until(() => sw.drops().heldOverflow === 1);
+    expect(sw.drops()).toMatchObject({ noQemu: 1, heldOverflow: 1, queueOverflow: 0, total: 2 });
   });
 
   it("orphan case end to end: the receiver's QEMU sees nothing until its checkpoint", async () => {

@@ -5,6 +5,7 @@ import { type ChannelLog, decodeChannelLog, encodeChannelLog } from "./channel-l
 import { VnetError } from "./errors.js";
 import { encodeFrames, FrameDecoder, QEMU_MAX_FRAME_BYTES } from "./frame-codec.js";
 import { EventHub, type EventListener } from "./internal/events.js";
+import { unreadBytes } from "./internal/unread-bytes.js";
 import {
   type PortInfo,
   type SwitchAction,
@@ -41,6 +42,13 @@ export interface VnetSwitchOptions extends SwitchCoreOptions {
   macSweepMs?: number;
   /** Tunnel handshake timeout. Default 5 s. */
   handshakeTimeoutMs?: number;
+  /**
+   * How long a checkpoint waits, before it stops the VM, for QEMU to read the frames already
+   * written to it. Past it the checkpoint goes on and counts `unreadAtStop`. Default 2000 ms.
+   */
+  deliveryTimeoutMs?: number;
+  /** Bytes written to a connection that its peer has not read (default: the kernel's count via `ss`). */
+  unreadBytes?: (socket: Socket) => Promise<number>;
 }
 
 export interface AddPortOptions {
@@ -73,10 +81,33 @@ export type VnetEvent =
   | { type: "tunnel-down"; tunnelId: string; remote: string }
   | { type: "tunnel-rejected"; remote: string; error: Error };
 
+/**
+ * Frames the switch lost, by cause (cumulative since the switch started). Any of them breaks
+ * exactly-once delivery: a checkpoint during which one of these rose must not be committed.
+ */
+export interface DropCounters {
+  /** Held frames dropped because the port's hold queue was full (`maxHeldFramesPerPort`). */
+  heldOverflow: number;
+  /** Frames not queued because the VM or tunnel connection had over `dropBytes` queued. */
+  queueOverflow: number;
+  /** Frames for a port whose QEMU was not connected. */
+  noQemu: number;
+  /** Frames that should have gone into a channel log already taken (`lateFrames`). */
+  lateForLog: number;
+  /**
+   * Checkpoints whose VM stopped while QEMU had not read every frame written to it (it did not
+   * within `deliveryTimeoutMs`): those frames are in neither the checkpoint nor its channel log.
+   */
+  unreadAtStop: number;
+  total: number;
+}
+
 export interface PortStats extends PortInfo {
   connected: boolean;
   /** Frames dropped because QEMU was not connected or its queue was over `dropBytes`. */
   unsentFrames: number;
+  /** Checkpoints of this port that counted `unreadAtStop`. */
+  unreadAtStop: number;
 }
 
 export interface TunnelStats {
@@ -90,6 +121,7 @@ export interface SwitchStats {
   ports: PortStats[];
   tunnels: TunnelStats[];
   counters: SwitchCounters;
+  drops: DropCounters;
 }
 
 /** One accepted socket (QEMU or tunnel peer), with its batch of output for the current turn. */
@@ -100,6 +132,12 @@ interface Conn {
   /** Connections paused until this one drains. */
   blocked: Set<Conn>;
   unsent: number;
+  /** Bytes read from the socket so far (a checkpoint reads until a poll phase adds none). */
+  readBytes: number;
+  /** While its VM is being checkpointed, a port's socket is read regardless of backpressure. */
+  keepReading: boolean;
+  /** Frames written since the peer was last seen to have read everything. */
+  writtenSinceEmpty: number;
 }
 
 interface PortState {
@@ -110,6 +148,7 @@ interface PortState {
   /** Replayed frames waiting for QEMU to connect. */
   replay: Uint8Array[];
   unsent: number;
+  unreadAtStop: number;
 }
 
 interface TunnelState {
@@ -136,6 +175,9 @@ export class VnetSwitch {
   readonly #highWater: number;
   readonly #dropBytes: number;
   readonly #handshakeMs: number;
+  readonly #deliveryTimeoutMs: number;
+  readonly #unreadBytes: (socket: Socket) => Promise<number>;
+  readonly #drops = { queueOverflow: 0, noQemu: 0, unreadAtStop: 0 };
   readonly #ports = new Map<string, PortState>();
   readonly #tunnels = new Map<string, TunnelState>();
   readonly #servers = new Set<Server>();
@@ -158,6 +200,8 @@ export class VnetSwitch {
     this.#highWater = options.highWaterBytes ?? 1 << 20;
     this.#dropBytes = options.dropBytes ?? 8 << 20;
     this.#handshakeMs = options.handshakeTimeoutMs ?? 5000;
+    this.#deliveryTimeoutMs = options.deliveryTimeoutMs ?? 2000;
+    this.#unreadBytes = options.unreadBytes ?? unreadBytes;
     this.#sweep = setInterval(() => this.#core.expireMacs(), options.macSweepMs ?? 60_000);
     this.#sweep.unref();
   }
@@ -172,7 +216,15 @@ export class VnetSwitch {
     await removeStaleSocket(path);
     this.#core.addPort(id, epoch);
     const server = createServer((socket) => this.#acceptQemu(id, socket));
-    const port: PortState = { id, path, server, conn: undefined, replay: [], unsent: 0 };
+    const port: PortState = {
+      id,
+      path,
+      server,
+      conn: undefined,
+      replay: [],
+      unsent: 0,
+      unreadAtStop: 0,
+    };
     this.#ports.set(id, port);
     this.#servers.add(server);
     try {
@@ -197,21 +249,37 @@ export class VnetSwitch {
   }
 
   /**
-   * Checkpoint step for one VM, atomic with respect to forwarding: the switch stops forwarding to
-   * and from the port, `pause()` stops the VM (e.g. QMP `stop`), frames QEMU wrote before it
-   * stopped are read and forwarded with the old colour, then the port flips to `epoch` and held
-   * frames that are now deliverable go out. If `pause` throws, the flip is undone and the error
-   * rethrown.
+   * Checkpoint step for one VM, atomic with respect to forwarding. The cut is defined by what QEMU
+   * read and wrote, not by event-loop turns:
+   * - receive side: nothing more is written to the port; before `pause()` the switch waits until
+   *   QEMU has read every frame already written (the kernel's send queue is empty), so each of
+   *   them is in the guest (hence in its checkpoint) and every later one waits for the flip and is
+   *   logged. If QEMU does not read them within `deliveryTimeoutMs` (a guest that does not drain
+   *   its receive ring), the checkpoint goes on and counts `unreadAtStop`;
+   * - send side: the port's socket is read regardless of backpressure, so QEMU's flush of its own
+   *   queue when it stops finds room; `pause()` stops the VM (QMP `stop` returns after that flush);
+   *   then the socket is read until a poll of the event loop finds it empty. Everything read up to
+   *   there was sent before the stop and keeps the old colour;
+   * then the port flips to `epoch` and held frames that are now deliverable go out. If `pause`
+   * throws, the flip is undone and the error rethrown.
    */
   async beginCheckpoint(portId: string, epoch: number, pause: () => Promise<void>): Promise<void> {
     this.#checkOpen();
+    const port = this.#port(portId);
     this.#core.beginFlip(portId, epoch);
     try {
+      const [delivered] = await Promise.all([this.#awaitRead(port), this.#readUntilEmpty(port)]);
       await pause();
-      await this.#drainReads();
+      await this.#readUntilEmpty(port);
+      if (!delivered) {
+        port.unreadAtStop++;
+        this.#drops.unreadAtStop++;
+      }
     } catch (e) {
       if (this.#core.hasPort(portId)) this.#run(this.#core.abortFlip(portId));
       throw e;
+    } finally {
+      if (port.conn !== undefined) port.conn.keepReading = false;
     }
     this.#run(this.#core.completeFlip(portId));
     this.#checkWaiters();
@@ -360,6 +428,7 @@ export class VnetSwitch {
         ...this.#core.portInfo(p.id),
         connected: p.conn !== undefined,
         unsentFrames: p.unsent,
+        unreadAtStop: p.unreadAtStop,
       })),
       tunnels: [...this.#tunnels.values()].map((t) => ({
         id: t.id,
@@ -368,7 +437,21 @@ export class VnetSwitch {
         unsentFrames: t.conn.unsent,
       })),
       counters: this.#core.counters(),
+      drops: this.drops(),
     };
+  }
+
+  /** Frames lost so far, by cause (see DropCounters). */
+  drops(): DropCounters {
+    const c = this.#core.counters();
+    const d = {
+      heldOverflow: c.heldDroppedFrames,
+      queueOverflow: this.#drops.queueOverflow,
+      noQemu: this.#drops.noQemu,
+      lateForLog: c.lateFrames,
+      unreadAtStop: this.#drops.unreadAtStop,
+    };
+    return { ...d, total: d.heldOverflow + d.queueOverflow + d.noQemu + d.lateForLog + d.unreadAtStop };
   }
 
   /** Closes every socket and listener, removes the port socket files, fails pending waits with CLOSED. */
@@ -407,6 +490,7 @@ export class VnetSwitch {
     const decoder = new FrameDecoder({ maxFrameBytes: this.#maxFrameBytes });
     socket.on("data", (chunk: Buffer) => {
       if (!this.#core.hasPort(portId)) return;
+      conn.readBytes += chunk.length;
       let frames: Uint8Array[];
       try {
         frames = decoder.push(chunk);
@@ -527,10 +611,14 @@ export class VnetSwitch {
     for (const a of actions) {
       let target: Conn | undefined;
       let bytes: Uint8Array;
+      let port: PortState | undefined;
       if (a.type === "deliver") {
-        const port = this.#ports.get(a.portId);
+        port = this.#ports.get(a.portId);
         target = port?.conn;
-        if (port !== undefined && target === undefined) port.unsent++;
+        if (port !== undefined && target === undefined) {
+          port.unsent++;
+          this.#drops.noQemu++;
+        }
         bytes = a.frame;
       } else {
         target = this.#tunnels.get(a.tunnelId)?.conn;
@@ -539,11 +627,19 @@ export class VnetSwitch {
       if (target === undefined) continue;
       if (target.socket.writableLength > this.#dropBytes) {
         target.unsent++;
+        if (port !== undefined) port.unsent++;
+        this.#drops.queueOverflow++;
         continue;
       }
       target.out.push(bytes);
+      target.writtenSinceEmpty++;
       this.#dirty.add(target);
-      if (source !== undefined && target !== source && target.socket.writableLength > this.#highWater) {
+      if (
+        source !== undefined &&
+        target !== source &&
+        !source.keepReading &&
+        target.socket.writableLength > this.#highWater
+      ) {
         if (!target.blocked.has(source)) {
           target.blocked.add(source);
           source.socket.pause();
@@ -574,7 +670,16 @@ export class VnetSwitch {
   }
 
   #track(socket: Socket, kind: Conn["kind"]): Conn {
-    const conn: Conn = { kind, socket, out: [], blocked: new Set(), unsent: 0 };
+    const conn: Conn = {
+      kind,
+      socket,
+      out: [],
+      blocked: new Set(),
+      unsent: 0,
+      readBytes: 0,
+      keepReading: false,
+      writtenSinceEmpty: 0,
+    };
     this.#sockets.add(socket);
     const unblock = () => {
       for (const s of conn.blocked) s.socket.resume();
@@ -590,9 +695,54 @@ export class VnetSwitch {
     return conn;
   }
 
-  /** Lets data QEMU wrote before it stopped reach our read callbacks (two passes of the poll phase). */
-  async #drainReads(): Promise<void> {
-    for (let i = 0; i < 2; i++) await new Promise<void>((r) => setImmediate(r));
+  /**
+   * Reads the port's socket, backpressure or not, until one whole poll phase of the event loop
+   * reads nothing from it (epoll is level-triggered: a socket with data would have been read).
+   * Setting `keepReading` also keeps the socket from being paused again until the flip ends.
+   */
+  async #readUntilEmpty(port: PortState): Promise<void> {
+    const turn = () => new Promise<void>((r) => setImmediate(r));
+    let conn = port.conn;
+    if (conn === undefined) return;
+    conn.keepReading = true;
+    conn.socket.resume();
+    await turn(); // now in the check phase: each further turn spans exactly one poll phase
+    for (;;) {
+      const before = conn.readBytes;
+      await turn();
+      if (port.conn !== conn) {
+        // QEMU reconnected (a restored VM) during the checkpoint: read the new connection instead.
+        conn = port.conn;
+        if (conn === undefined) return;
+        conn.keepReading = true;
+        conn.socket.resume();
+        continue;
+      }
+      if (conn.readBytes === before && conn.socket.readableLength === 0) return;
+    }
+  }
+
+  /**
+   * Waits until QEMU has read everything written to the port: our queue flushed to the kernel and
+   * the kernel's send queue empty. False if that did not happen within `deliveryTimeoutMs`.
+   */
+  async #awaitRead(port: PortState): Promise<boolean> {
+    const deadline = performance.now() + this.#deliveryTimeoutMs;
+    const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+    for (let wait = 1; ; wait = Math.min(wait * 2, 50)) {
+      const conn = port.conn;
+      if (conn === undefined || conn.socket.destroyed) return true; // nothing can be read any more
+      if (conn.out.length === 0 && conn.socket.writableLength === 0) {
+        if (conn.writtenSinceEmpty === 0) return true;
+        const written = conn.writtenSinceEmpty;
+        if ((await this.#unreadBytes(conn.socket)) === 0) {
+          conn.writtenSinceEmpty -= written;
+          return true;
+        }
+      }
+      if (performance.now() >= deadline) return false;
+      await sleep(wait);
+    }
   }
 
   #takeLog(portId: string, epoch: number): Buffer {

@@ -1,0 +1,44 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { createConnection, createServer, type Socket } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { expect, it } from "vitest";
+import { parseSendQueue, unreadBytes } from "./unread-bytes.js";
+
+it("parses the Send-Q of one socket out of ss -xnH output", () => {
+  const out = [
+    "u_str ESTAB 0      0      /run/a.sock 1405860 * 1405861",
+    "u_str ESTAB 0      6400   /tmp/sstest.sock 1405864 * 1405863",
+    "u_str ESTAB 0      0      * 1405863 * 1405864",
+  ].join("\n");
+  expect(parseSendQueue(out, "1405864")).toBe(6400);
+  expect(parseSendQueue(out, "1405863")).toBe(0);
+  expect(parseSendQueue(out, "42")).toBeUndefined();
+});
+
+it("sees bytes the peer has not read, and none once it has", async () => {
+  const dir = await mkdtemp(join(tmpdir(), "vnet-unread-"));
+  const server = createServer();
+  const accepted = new Promise<Socket>((r) => server.once("connection", r));
+  await new Promise<void>((r) => server.listen(join(dir, "s.sock"), r));
+  const reader = createConnection(join(dir, "s.sock"));
+  try {
+    reader.pause();
+    const writer = await accepted;
+    writer.write(Buffer.alloc(300_000)); // more than the reader's stream buffer takes while paused
+    await new Promise((r) => setTimeout(r, 50));
+    expect(await unreadBytes(writer)).toBeGreaterThan(0);
+    let got = 0;
+    reader.on("data", (c: Buffer) => {
+      got += c.length;
+    });
+    reader.resume();
+    while (got < 300_000) await new Promise((r) => setTimeout(r, 10));
+    expect(await unreadBytes(writer)).toBe(0);
+    writer.destroy();
+  } finally {
+    reader.destroy();
+    await new Promise((r) => server.close(r));
+    await rm(dir, { recursive: true, force: true });
+  }
+});
