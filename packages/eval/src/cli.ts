@@ -13,7 +13,7 @@ export interface EvalCliIo {
   readonly stderr: (text: string) => void;
 }
 
-export const EVAL_USAGE = `Usage: vpc eval NAME... [--quick|--full] [--out DIR] [--resume DIR]
+export const EVAL_USAGE = `Usage: vpc eval NAME... [--quick|--full] [--out DIR] [--resume DIR] [--json]
 
 Runs evaluation experiments into a results directory (default results/<UTC timestamp>).
 NAME: ${EXPERIMENT_NAMES.join(", ")}, or all.
@@ -23,14 +23,16 @@ Options:
       --full         the full evaluation plan
       --out DIR      write the results here (must not hold results yet)
       --resume DIR   go on with an interrupted run: done cells are skipped, failed ones run again
+      --json         progress on stderr; stdout gets one JSON object: the directory and cell counts
   -h, --help         show this help
 
 Exit status: 0 every cell done, 1 some cell failed or the run was interrupted, 2 usage error.`;
 
-export const REPORT_USAGE = `Usage: vpc report RESULTS_DIR [--out DIR]
+export const REPORT_USAGE = `Usage: vpc report RESULTS_DIR [--out DIR] [--json]
 
 Validates RESULTS_DIR, rewrites its summary/*.csv, and writes report.md, report.html and
-charts/*.svg into DIR (default RESULTS_DIR/report).
+charts/*.svg into DIR (default RESULTS_DIR/report). With --json, prints the written paths and
+every claim's status as one JSON object.
 
 Exit status: 0 written, 1 the results are missing or corrupt, 2 usage error.`;
 
@@ -41,6 +43,14 @@ export interface EvalCliDeps {
 }
 
 class UsageError extends Error {}
+
+/** A usage message in vpc's words: parseArgs explains unknown options in terms of its own API. */
+function usageMessage(e: unknown): string {
+  const message = e instanceof Error ? e.message : String(e);
+  const option = /'(-[^' ]*)/.exec(message)?.[1];
+  const unknown = (e as { code?: unknown }).code === "ERR_PARSE_ARGS_UNKNOWN_OPTION" && option !== undefined;
+  return unknown ? `unknown option ${option}` : message;
+}
 
 function describe(e: unknown): string {
   if (EvaluationError.isInstance(e)) return `${e.message} [${e.code}]`;
@@ -57,6 +67,7 @@ export async function runEvalCli(
     full: boolean;
     out?: string | undefined;
     resume?: string | undefined;
+    json: boolean;
     help: boolean;
   };
   let names: string[];
@@ -70,6 +81,7 @@ export async function runEvalCli(
         full: { type: "boolean", default: false },
         out: { type: "string" },
         resume: { type: "string" },
+        json: { type: "boolean", default: false },
         help: { type: "boolean", short: "h", default: false },
       },
     });
@@ -89,7 +101,7 @@ export async function runEvalCli(
     if (values.resume === undefined && names.length === 0)
       throw new UsageError("name at least one experiment");
   } catch (e) {
-    io.stderr(`vpc eval: ${e instanceof Error ? e.message : String(e)}\n\n${EVAL_USAGE}\n`);
+    io.stderr(`vpc eval: ${usageMessage(e)}\n\n${EVAL_USAGE}\n`);
     return 2;
   }
   const preset: PresetName = values.full ? "full" : "quick";
@@ -112,10 +124,14 @@ export async function runEvalCli(
       machine: () => machineFacts(),
       git: await gitFacts(),
       argv: ["eval", ...args],
-      progress: (line) => io.stdout(`${line}\n`),
+      progress: (line) => (values.json ? io.stderr : io.stdout)(`${line}\n`),
       ...(deps.signal ? { signal: deps.signal } : {}),
     });
-    io.stdout(`next: vpc report ${dir}\n`);
+    io.stdout(
+      values.json
+        ? `${JSON.stringify({ ...summary, next: `vpc report ${dir}` }, null, 2)}\n`
+        : `next: vpc report ${dir}\n`,
+    );
     return summary.failed === 0 && !summary.interrupted ? 0 : 1;
   } catch (e) {
     io.stderr(`vpc eval: ${describe(e)}\n`);
@@ -126,12 +142,17 @@ export async function runEvalCli(
 export async function runReportCli(args: readonly string[], io: EvalCliIo): Promise<number> {
   let dir: string;
   let out: string | undefined;
+  let json = false;
   try {
     const { values, positionals } = parseArgs({
       args: [...args],
       allowPositionals: true,
       strict: true,
-      options: { out: { type: "string" }, help: { type: "boolean", short: "h", default: false } },
+      options: {
+        out: { type: "string" },
+        json: { type: "boolean", default: false },
+        help: { type: "boolean", short: "h", default: false },
+      },
     });
     if (values.help) {
       io.stdout(`${REPORT_USAGE}\n`);
@@ -140,12 +161,20 @@ export async function runReportCli(args: readonly string[], io: EvalCliIo): Prom
     if (positionals.length !== 1) throw new UsageError("give exactly one RESULTS_DIR");
     dir = positionals[0] as string;
     out = values.out;
+    json = values.json;
   } catch (e) {
-    io.stderr(`vpc report: ${e instanceof Error ? e.message : String(e)}\n\n${REPORT_USAGE}\n`);
+    io.stderr(`vpc report: ${usageMessage(e)}\n\n${REPORT_USAGE}\n`);
     return 2;
   }
   try {
     const r = await writeReport(dir, out);
+    if (json) {
+      const { markdownPath, htmlPath, chartPaths } = r;
+      io.stdout(
+        `${JSON.stringify({ markdownPath, htmlPath, chartPaths, claims: r.analysis.claims }, null, 2)}\n`,
+      );
+      return 0;
+    }
     io.stdout(`${r.markdownPath}\n${r.htmlPath}\n${r.chartPaths.length} chart(s)\n`);
     const missed = r.analysis.claims.filter((c) => c.source === "target");
     for (const c of missed) io.stdout(`  target ${c.status.padEnd(12)} ${c.claim}\n`);

@@ -59,6 +59,21 @@ const median = (xs: number[]) => {
 };
 
 describe("vpc report on the recorded fixture", () => {
+  it("--json prints the written paths and every claim", async () => {
+    const out: string[] = [];
+    expect(
+      await runReportCli([results, "--json", "--out", join(results, "report-json")], {
+        stdout: (t) => out.push(t),
+        stderr: (t) => out.push(t),
+      }),
+    ).toBe(0);
+    const r = JSON.parse(out.join(""));
+    expect(r.markdownPath).toBe(join(results, "report-json", "report.md"));
+    expect(r.chartPaths.length).toBeGreaterThan(0);
+    expect(r.claims.length).toBeGreaterThan(0);
+    for (const c of r.claims) expect(typeof c.status).toBe("string");
+  });
+
   it("writes Markdown, HTML and one valid SVG per chart, each naming its series", async () => {
     const lines: string[] = [];
     const code = await runReportCli([results], {

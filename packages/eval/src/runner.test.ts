@@ -297,6 +297,31 @@ describe("vpc eval", () => {
     expect(await runEvalCli(["--resume", join(dir, "q")], t2.io, { executor: () => fake([]) })).toBe(0);
   });
 
+  it("--json keeps stdout for one JSON summary and sends progress to stderr", async () => {
+    const t = io();
+    const code = await runEvalCli(["interval", "--quick", "--out", join(dir, "j"), "--json"], t.io, {
+      executor: () => fake([]),
+    });
+    expect(code).toBe(0);
+    const summary = JSON.parse(t.out.join(""));
+    const cells = expandCells(presetConfig("interval", "quick")).length;
+    expect(summary).toMatchObject({
+      dir: join(dir, "j"),
+      total: cells,
+      done: cells,
+      failed: 0,
+      interrupted: false,
+    });
+    expect(summary.next).toBe(`vpc report ${join(dir, "j")}`);
+    expect(t.err.join("")).toContain("running");
+  });
+
+  it("names an unknown option in vpc's words", async () => {
+    const t = io();
+    expect(await runEvalCli(["solo", "--bogus"], t.io, { executor: () => fake([]) })).toBe(2);
+    expect(t.err.join("")).toMatch(/^vpc eval: unknown option --bogus\n/);
+  });
+
   it("rejects bad usage with exit 2", async () => {
     for (const args of [[], ["solo", "--quick", "--full"], ["nope"], ["solo", "--resume", "x"]]) {
       const t = io();
