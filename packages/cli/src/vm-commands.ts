@@ -23,6 +23,7 @@ import {
 } from "@vpc/controller";
 import { CheckpointStore } from "@vpc/storage";
 import type { CliIo } from "./cli.js";
+import { usageErrorOf } from "./cli-common.js";
 
 const EXIT_OK = 0;
 const EXIT_FAILED = 1;
@@ -218,7 +219,7 @@ export async function runCheckpointCommand(argv: readonly string[], io: CliIo): 
   try {
     a = parseCheckpointArgs(argv);
   } catch (e) {
-    io.stderr(`vpc checkpoint: ${e instanceof Error ? e.message : String(e)}\n\n${CHECKPOINT_USAGE}\n`);
+    io.stderr(`vpc checkpoint: ${usageErrorOf(e)}\n\n${CHECKPOINT_USAGE}\n`);
     return EXIT_USAGE;
   }
   if (a.help) {
@@ -232,12 +233,14 @@ export async function runCheckpointCommand(argv: readonly string[], io: CliIo): 
     const store = await CheckpointStore.open(a.store, { create: true });
     try {
       say(`booting ${a.name} (${a.memMiB} MiB) with the dirty-log agent ...`);
+      const bootStart = performance.now();
       const avm = await startVmWithAgent({
         name: a.name,
         memMiB: a.memMiB,
         ...(a.image === undefined ? {} : { image: a.image }),
         ...(a.logger === undefined ? {} : { logger: a.logger }),
       });
+      say(`booted in ${((performance.now() - bootStart) / 1000).toFixed(1)} s`);
       try {
         say(`starting workload: ${a.workload}`);
         await avm.vm.run(`${a.workload} >/dev/null 2>/run/vpc-workload.err </dev/null &`);
@@ -296,7 +299,7 @@ export async function runRestoreCommand(argv: readonly string[], io: CliIo): Pro
   try {
     a = parseRestoreArgs(argv);
   } catch (e) {
-    io.stderr(`vpc restore: ${e instanceof Error ? e.message : String(e)}\n\n${RESTORE_USAGE}\n`);
+    io.stderr(`vpc restore: ${usageErrorOf(e)}\n\n${RESTORE_USAGE}\n`);
     return EXIT_USAGE;
   }
   if (a.help) {
