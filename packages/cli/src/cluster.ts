@@ -12,6 +12,7 @@ import {
   testbedHostSpecs,
   testbedUp,
 } from "@vpc/testbed";
+import { usageErrorOf } from "./cli-common.js";
 
 interface Io {
   readonly stdout: (text: string) => void;
@@ -89,7 +90,7 @@ export async function runClusterCli(args: readonly string[], io: Io): Promise<nu
       },
     }));
   } catch (e) {
-    io.stderr(`vpc cluster: ${(e as Error).message}\n\n${CLUSTER_USAGE}\n`);
+    io.stderr(`vpc cluster: ${usageErrorOf(e)}\n\n${CLUSTER_USAGE}\n`);
     return 2;
   }
   if (values.help) {

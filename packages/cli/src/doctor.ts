@@ -2,6 +2,7 @@
 import { parseArgs } from "node:util";
 import { type DoctorReport, formatDoctorReport, runDoctor } from "@vpc/testbed";
 import type { CliIo } from "./cli.js";
+import { usageErrorOf } from "./cli-common.js";
 
 export const DOCTOR_USAGE = `Usage: vpc doctor [--json]
 
@@ -38,7 +39,7 @@ export async function runDoctorCommand(
       },
     }));
   } catch (e) {
-    io.stderr(`vpc doctor: ${e instanceof Error ? e.message : String(e)}\n\n${DOCTOR_USAGE}\n`);
+    io.stderr(`vpc doctor: ${usageErrorOf(e)}\n\n${DOCTOR_USAGE}\n`);
     return 2;
   }
   if (values.help) {

@@ -31,4 +31,26 @@ describe("vpc --version, vpc help CMD, unknown options", () => {
     expect(demo.err).toMatch(/^vpc demo: unknown option --frobnicate\n/);
     expect(demo.err).not.toContain("positional argument");
   });
+
+  it("every command names an unknown option the same way, exit 2", async () => {
+    for (const command of [
+      ["testbed", "status"],
+      ["cluster", "up"],
+      ["doctor"],
+      ["checkpoint"],
+      ["restore"],
+      ["store", "info", "d"],
+      ["eval", "solo"],
+      ["report", "d"],
+    ]) {
+      const r = await vpc(...command, "--frobnicate");
+      expect(r.code, command.join(" ")).toBe(EXIT_USAGE);
+      expect(r.err, command.join(" ")).toMatch(
+        new RegExp(`^vpc ${command[0]}: unknown option --frobnicate\n`),
+      );
+    }
+    const p = await vpc("predictor", "strategies", "--frobnicate");
+    expect(p.code).toBe(EXIT_USAGE);
+    expect(p.err).toMatch(/^error: unknown option --frobnicate\n/);
+  });
 });

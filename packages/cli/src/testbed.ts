@@ -27,6 +27,7 @@ import {
   validateControlRequest,
 } from "@vpc/testbed";
 import type { CliIo } from "./cli.js";
+import { usageErrorOf } from "./cli-common.js";
 import { defaultConfig } from "./cluster.js";
 import {
   formatCheckpoint,
@@ -291,7 +292,7 @@ export async function runTestbedCli(
   try {
     parsed = parseTestbedArgs(args);
   } catch (e) {
-    io.stderr(`vpc testbed: ${(e as Error).message}\n\n${TESTBED_USAGE}\n`);
+    io.stderr(`vpc testbed: ${usageErrorOf(e)}\n\n${TESTBED_USAGE}\n`);
     return 2;
   }
   if ("help" in parsed) {
