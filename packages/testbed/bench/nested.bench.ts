@@ -12,7 +12,8 @@ import { Cluster, validateClusterConfig } from "@vpc/cluster";
 import { parseNpbResult } from "@vpc/npb";
 import { expect, it } from "vitest";
 import { testbedHostSpecs } from "../src/config-hosts.js";
-import { clusterHosts, type TestbedState, testbedDown, testbedUp } from "../src/hosts.js";
+import { clusterHosts, testbedDown, testbedUp } from "../src/hosts.js";
+import type { TestbedState } from "../src/state.js";
 
 const ENABLED = process.env.VPC_BENCH_NESTED === "1";
 const [KERNEL, CLASS] = (process.env.VPC_BENCH_NPB ?? "cg.S").split(".") as [string, string];

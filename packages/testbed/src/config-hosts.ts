@@ -22,17 +22,11 @@ import {
   type HostKind,
   parsePrefix,
 } from "@vpc/cluster";
+import { linkExists } from "./drivers/system.js";
 import { HostSetupError } from "./errors.js";
-import {
-  readTestbedState,
-  TESTBED_STATE_FILE,
-  type TestbedHostSpec,
-  testbedDown,
-  testbedHostProblems,
-  testbedLeftovers,
-  testbedUp,
-} from "./hosts.js";
+import { testbedDown, testbedHostProblems, testbedLeftovers, testbedUp } from "./hosts.js";
 import { SshConnection } from "./ssh-host-remote.js";
+import { readTestbedState, TESTBED_STATE_FILE, type TestbedHostSpec } from "./state.js";
 
 const exec = promisify(execFile);
 
@@ -232,13 +226,6 @@ export interface TestbedSessionStatus {
   readonly hosts: readonly TestbedSessionHostStatus[];
   readonly vms: readonly { name: string; host: string; dataIp: string; state: string }[];
   readonly problems: readonly string[];
-}
-
-async function linkExists(name: string): Promise<boolean> {
-  return exec("ip", ["link", "show", name]).then(
-    () => true,
-    () => false,
-  );
 }
 
 /** What of the testbed in `runDir` is there and what is missing. */

@@ -69,6 +69,7 @@ describe("formatEpochLine", () => {
       heldFrames: 2,
       loggedFrames: 5,
       channelLogFrames: 5,
+      droppedFrames: 0,
       checkpointBytes: 12_500_000,
       commitMs: 350.4,
       full: false,

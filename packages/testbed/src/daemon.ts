@@ -41,7 +41,8 @@ import {
   validateControlRequest,
 } from "./control-socket.js";
 import { TestbedError } from "./errors.js";
-import { clusterHosts, readTestbedState, testbedDown } from "./hosts.js";
+import { clusterHosts, testbedDown } from "./hosts.js";
+import { readTestbedState } from "./state.js";
 
 export interface TestbedDaemonOptions {
   readonly config: ClusterConfig;

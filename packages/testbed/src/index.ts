@@ -57,17 +57,7 @@ export {
 } from "./doctor.js";
 export { type DoctorOptions, gatherDoctorFacts, runDoctor } from "./doctor-probes.js";
 export { HostSetupError, TestbedError, type TestbedErrorCode } from "./errors.js";
-export {
-  clusterHosts,
-  readTestbedState,
-  type TestbedHost,
-  type TestbedHostSpec,
-  type TestbedState,
-  type TestbedUpOptions,
-  testbedDown,
-  testbedLeftovers,
-  testbedUp,
-} from "./hosts.js";
+export { clusterHosts, testbedDown, testbedLeftovers, testbedUp } from "./hosts.js";
 export {
   acquireTestbedLock,
   argsName,
@@ -96,3 +86,10 @@ export {
   type SshHostFacts,
 } from "./ssh-host.js";
 export { type SshHostState, SshPrerequisiteError } from "./ssh-host-remote.js";
+export {
+  readTestbedState,
+  type TestbedHost,
+  type TestbedHostSpec,
+  type TestbedState,
+  type TestbedUpOptions,
+} from "./state.js";

@@ -6,8 +6,9 @@ import { promisify } from "node:util";
 import { Cluster, validateClusterConfig } from "@vpc/cluster";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { testbedHostSpecs } from "./config-hosts.js";
-import { clusterHosts, type TestbedState, testbedDown, testbedLeftovers, testbedUp } from "./hosts.js";
+import { clusterHosts, testbedDown, testbedLeftovers, testbedUp } from "./hosts.js";
 import { defaultHostImageDir } from "./qemu-host.js";
+import type { TestbedState } from "./state.js";
 import { type Memcheck, parseMemcheck, waitFor } from "./testing/memcheck.js";
 
 // Nested smoke test (CI, TCG, no KVM): one qemu host (an L1 VM on this machine's root) with one

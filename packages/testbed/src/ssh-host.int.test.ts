@@ -15,15 +15,9 @@ import {
 import { defaultGuestImageDir, silentLogger } from "@vpc/controller";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { testbedHostSpecs } from "./config-hosts.js";
-import {
-  clusterHosts,
-  type TestbedState,
-  testbedDown,
-  testbedHostProblems,
-  testbedLeftovers,
-  testbedUp,
-} from "./hosts.js";
+import { clusterHosts, testbedDown, testbedHostProblems, testbedLeftovers, testbedUp } from "./hosts.js";
 import { probeSshHost } from "./ssh-host-remote.js";
+import type { TestbedState } from "./state.js";
 import { parseMemcheck, waitFor } from "./testing/memcheck.js";
 
 // The `ssh` kind without a second machine: a network namespace with its own veth to the root

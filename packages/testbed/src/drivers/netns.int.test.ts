@@ -1,7 +1,8 @@
 import { readFileSync } from "node:fs";
 import { Client } from "ssh2";
 import { afterEach, describe, expect, it } from "vitest";
-import { type TestbedState, testbedDown, testbedLeftovers, testbedUp } from "../hosts.js";
+import { testbedDown, testbedLeftovers, testbedUp } from "../hosts.js";
+import type { TestbedState } from "../state.js";
 
 function sshExec(state: TestbedState, host: string, command: string): Promise<string> {
   return new Promise((resolve, reject) => {

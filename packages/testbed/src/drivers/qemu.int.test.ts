@@ -6,7 +6,8 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
-import { type TestbedState, testbedDown, testbedLeftovers } from "../hosts.js";
+import { testbedDown, testbedLeftovers } from "../hosts.js";
+import type { TestbedState } from "../state.js";
 
 // The crash case of a qemu host: the process that ran `testbedUp` is SIGKILLed while its L1
 // boots (its QEMU lives on as an orphan); `testbedDown` from another process must still remove

@@ -12,17 +12,17 @@
  * machine's files at the same paths, so its agent finds node, the controller's dist and the
  * guest image where the controller does.
  */
-import { execFile } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
-import { promisify } from "node:util";
 import type { QemuHostConfig } from "@vpc/cluster";
 import { defaultAgentModule } from "@vpc/cluster";
 import type { Logger } from "@vpc/controller";
 import { HostSetupError } from "../errors.js";
-import { linkExists, portOpen, processCmdline, type TestbedHost, type TestbedState } from "../hosts.js";
 import { QemuHost } from "../qemu-host.js";
+import type { TestbedHost, TestbedState } from "../state.js";
+import type { HostDriver, Removal } from "./driver.js";
+import { linkExists, linkGone, portOpen, processCmdline, run } from "./system.js";
 
 /** The host agent's directory inside every L1 (its own tmpfs /run: RAM of the L1). */
 export const QEMU_HOST_DIR = "/run/vpc-host";
@@ -36,7 +36,7 @@ export function qemuTapName(testbedId: string, host: string): string {
   return `vpq${testbedId}${host}`.slice(0, 15);
 }
 
-export interface QemuTestbedHostInput {
+interface QemuTestbedHostInput {
   readonly state: TestbedState;
   readonly name: string;
   /** Fabric address without prefix. */
@@ -54,7 +54,7 @@ export interface QemuTestbedHostInput {
  * Records the host in `state`, then boots its L1 and prepares the agent's directory inside.
  * On failure the QemuHost has cleaned up after itself; the recorded entry lets `down` finish.
  */
-export async function startQemuTestbedHost(i: QemuTestbedHostInput): Promise<TestbedHost> {
+async function startQemuTestbedHost(i: QemuTestbedHostInput): Promise<TestbedHost> {
   const { state, name } = i;
   const localDir = join(state.runDir, name);
   const host: TestbedHost = {
@@ -123,51 +123,82 @@ function ourQemu(state: TestbedState, h: TestbedHost): number | undefined {
   return pid !== undefined && processCmdline(pid)?.includes(state.runDir) ? pid : undefined;
 }
 
-type Step = (what: string, f: () => Promise<unknown>) => Promise<void>;
-
 /**
- * Removes a qemu host: its L1 (in-process handle first, else SIGKILL by recorded PID, checked
- * against its command line — never by name), then its tap if QEMU did not take it along.
- * Directories go with the testbed's run and shm directories.
+ * Every L1 boots at once (tens of seconds each under TCG); a failed one fails `up` only after
+ * the others settled, so that the clean-up of `up` never races a boot in flight. Removing a qemu
+ * host: its L1 (in-process handle first, else SIGKILL by recorded PID, checked against its command
+ * line — never by name), then its tap if QEMU did not take it along. Directories go with the
+ * testbed's run and shm directories.
  */
-export async function qemuTestbedHostDown(state: TestbedState, h: TestbedHost, step: Step): Promise<void> {
-  const key = liveKey(state.runDir, h.name);
-  const qh = live.get(key);
-  if (qh !== undefined) {
-    live.delete(key);
-    await step(`pid ${qh.pid} (qemu host ${h.name})`, () => qh.kill());
-  }
-  const pid = ourQemu(state, h);
-  if (pid !== undefined) {
-    await step(`pid ${pid} (qemu host ${h.name})`, async () => {
-      process.kill(pid, "SIGKILL");
-      // The tap goes when QEMU has exited; a zombie's command line is empty, so this ends.
-      for (let i = 0; i < 200 && processCmdline(pid)?.includes(state.runDir); i++)
-        await new Promise((r) => setTimeout(r, 25));
-    });
-  }
-  const tap = h.tap;
-  if (tap !== undefined && (await linkExists(tap))) {
-    for (let i = 0; i < 40 && (await linkExists(tap)); i++) await new Promise((r) => setTimeout(r, 25));
-    if (await linkExists(tap))
-      await step(`link ${tap}`, () => promisify(execFile)("ip", ["link", "del", tap]));
-  }
-}
+export const qemuDriver: HostDriver = {
+  kind: "qemu",
+  onBridge: true,
 
-/** What is wrong with a qemu host (empty: healthy). */
-export async function qemuTestbedHostProblems(state: TestbedState, h: TestbedHost): Promise<string[]> {
-  const p: string[] = [];
-  if (ourQemu(state, h) === undefined) p.push(`QEMU of the L1 (pid ${qemuPid(h) ?? "?"}) is not running`);
-  else if (!(await portOpen(h.ip, h.sshPort, 2000))) p.push(`ssh ${h.ip}:${h.sshPort} does not answer`);
-  if (h.tap !== undefined && !(await linkExists(h.tap))) p.push(`link ${h.tap} is missing`);
-  return p;
-}
+  async probe(specs) {
+    for (const spec of specs)
+      if (spec.qemu === undefined)
+        throw new HostSetupError("host-kind", `host ${spec.name}: qemu host without its L1 size`, {
+          hostId: spec.name,
+        });
+    return {
+      async start(ctx) {
+        const boots = await Promise.allSettled(
+          specs.map((spec) =>
+            startQemuTestbedHost({
+              state: ctx.state,
+              name: spec.name,
+              ip: spec.ip,
+              qemu: spec.qemu!,
+              publicKeyFile: ctx.publicKeyFile,
+              save: ctx.save,
+              ...(ctx.options.qemuBootTimeoutMs === undefined
+                ? {}
+                : { bootTimeoutMs: ctx.options.qemuBootTimeoutMs }),
+              ...(ctx.options.logger === undefined ? {} : { logger: ctx.options.logger }),
+            }),
+          ),
+        );
+        const failed = boots.find((r) => r.status === "rejected");
+        if (failed) throw failed.reason;
+      },
+      release() {},
+    };
+  },
 
-/** What of a qemu host still exists. */
-export async function qemuTestbedHostLeftovers(state: TestbedState, h: TestbedHost): Promise<string[]> {
-  const left: string[] = [];
-  const pid = ourQemu(state, h);
-  if (pid !== undefined) left.push(`pid ${pid}`);
-  if (h.tap !== undefined && (await linkExists(h.tap))) left.push(`link ${h.tap}`);
-  return left;
-}
+  async problems(state, h) {
+    const p: string[] = [];
+    if (ourQemu(state, h) === undefined) p.push(`QEMU of the L1 (pid ${qemuPid(h) ?? "?"}) is not running`);
+    else if (!(await portOpen(h.ip, h.sshPort, 2000))) p.push(`ssh ${h.ip}:${h.sshPort} does not answer`);
+    if (h.tap !== undefined && !(await linkExists(h.tap))) p.push(`link ${h.tap} is missing`);
+    return p;
+  },
+
+  async leftovers(state, h) {
+    const left: string[] = [];
+    const pid = ourQemu(state, h);
+    if (pid !== undefined) left.push(`pid ${pid}`);
+    if (h.tap !== undefined && (await linkExists(h.tap))) left.push(`link ${h.tap}`);
+    return left;
+  },
+
+  async down(state, h, r: Removal) {
+    const key = liveKey(state.runDir, h.name);
+    const qh = live.get(key);
+    if (qh !== undefined) {
+      live.delete(key);
+      await r.step(`pid ${qh.pid} (qemu host ${h.name})`, () => qh.kill());
+    }
+    const pid = ourQemu(state, h);
+    if (pid !== undefined) {
+      await r.step(`pid ${pid} (qemu host ${h.name})`, async () => {
+        process.kill(pid, "SIGKILL");
+        // The tap goes when QEMU has exited; a zombie's command line is empty, so this ends.
+        for (let i = 0; i < 200 && processCmdline(pid)?.includes(state.runDir); i++)
+          await new Promise((resolve) => setTimeout(resolve, 25));
+      });
+    }
+    const tap = h.tap;
+    if (tap !== undefined && !(await linkGone(tap)))
+      await r.step(`link ${tap}`, () => run("tap", "ip", ["link", "del", tap]));
+  },
+};

@@ -6,9 +6,8 @@
  */
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
-import { defaultGuestImageDir, defaultLogger, type Logger } from "@vpc/controller";
+import { defaultGuestImageDir, defaultLogger } from "@vpc/controller";
 import { HostSetupError } from "../errors.js";
-import type { TestbedHost, TestbedHostSpec, TestbedState } from "../hosts.js";
 import {
   installSshHost,
   probeSshHost,
@@ -17,23 +16,17 @@ import {
   sshHostLeftovers,
   sshHostProblems,
 } from "../ssh-host-remote.js";
-
-export interface SshProbeOptions {
-  /** Guest image to reuse or copy (default: this machine's `defaultGuestImageDir()`). */
-  readonly guestImage?: string;
-  /** Copy the agent even when the host has the same build (tests of the copy path). */
-  readonly forceAgentCopy?: boolean;
-}
+import type { TestbedHost, TestbedHostSpec, TestbedState, TestbedUpOptions } from "../state.js";
+import type { HostDriver, Removal } from "./driver.js";
 
 /**
  * Probes every ssh host in parallel; on any failure the others' connections are closed and
  * one error names every host's problem.
  */
-export async function probeSshTestbedHosts(
-  specs: readonly TestbedHostSpec[],
-  o: SshProbeOptions & { readonly logger?: Logger },
+async function probeSshTestbedHosts(
+  ssh: readonly TestbedHostSpec[],
+  o: TestbedUpOptions,
 ): Promise<Map<string, SshHostProbe>> {
-  const ssh = specs.filter((s) => s.kind === "ssh");
   const results = await Promise.allSettled(
     // async: a bad spec rejects its own entry instead of throwing past the other probes.
     ssh.map(async (s) => {
@@ -79,7 +72,7 @@ export async function probeSshTestbedHosts(
 }
 
 /** Records the host, then makes its directories and reuses or copies the agent. */
-export async function startSshTestbedHost(i: {
+async function startSshTestbedHost(i: {
   readonly state: TestbedState;
   readonly spec: TestbedHostSpec;
   readonly probe: SshHostProbe;
@@ -116,20 +109,44 @@ export async function startSshTestbedHost(i: {
   return host;
 }
 
-type Step = (what: string, f: () => Promise<unknown>) => Promise<void>;
+export const sshDriver: HostDriver = {
+  kind: "ssh",
+  // Reached over this machine's own network: a testbed of only ssh hosts has no bridge.
+  onBridge: false,
 
-export async function sshTestbedHostDown(h: TestbedHost, removed: string[], step: Step): Promise<void> {
-  // Nothing was made on the host before its state was recorded.
-  if (h.ssh === undefined) return;
-  await step(`ssh host ${h.name}`, async () => removed.push(...(await sshHostDown(h))));
-}
+  async probe(specs, options) {
+    const probes = await probeSshTestbedHosts(specs, options);
+    return {
+      async start(ctx) {
+        for (const spec of specs)
+          await startSshTestbedHost({
+            state: ctx.state,
+            spec,
+            probe: probes.get(spec.name)!,
+            save: ctx.save,
+          });
+      },
+      release() {
+        for (const p of probes.values()) p.conn.end();
+      },
+    };
+  },
 
-export function sshTestbedHostProblems(h: TestbedHost): Promise<string[]> {
-  if (h.ssh === undefined) return Promise.resolve(["up did not finish on this host"]);
-  return sshHostProblems(h, h.agentModule);
-}
+  problems(_state, h) {
+    if (h.ssh === undefined) return Promise.resolve(["up did not finish on this host"]);
+    return sshHostProblems(h, h.agentModule);
+  },
 
-export function sshTestbedHostLeftovers(h: TestbedHost): Promise<string[]> {
-  if (h.ssh === undefined) return Promise.resolve([]);
-  return sshHostLeftovers(h);
-}
+  leftovers(_state, h) {
+    if (h.ssh === undefined) return Promise.resolve([]);
+    return sshHostLeftovers(h);
+  },
+
+  async down(_state, h, r: Removal) {
+    // Nothing was made on the host before its state was recorded.
+    if (h.ssh === undefined) return;
+    await r.step(`ssh host ${h.name}`, async () => {
+      for (const what of await sshHostDown(h)) r.removed(what);
+    });
+  },
+};
