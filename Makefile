@@ -33,6 +33,7 @@ npb:
 
 guest: npb
 	bash images/guest/build.sh $(abspath $(BUILD))/images/guest
+	VARIANT=slim bash images/guest/build.sh $(abspath $(BUILD))/images/guest-slim
 
 host:
 	bash images/host/build.sh $(abspath $(BUILD))/images/host

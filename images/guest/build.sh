@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
-# Build the VPC guest image: the Debian kernel and a zstd initramfs holding busybox,
-# dropbear, the virtio-net modules, the guest programs in programs/*.c and, when NPB
-# binaries exist, the MPICH runtime with them. Nothing is installed on the host: the
-# kernel package is fetched with `apt-get download` and unpacked with `dpkg-deb -x`.
+# Build the VPC guest image: the Debian kernel (uncompressed, booted through its PVH entry)
+# and an initramfs holding busybox, dropbear, the virtio-net modules, the guest programs in
+# programs/*.c and, when NPB binaries exist, the MPICH runtime with them. Nothing is installed
+# on the host: the kernel package is fetched with `apt-get download` and unpacked with
+# `dpkg-deb -x`.
 #
 #   bash images/guest/build.sh OUTDIR
 #
-# Env: NPB_BIN_DIR (default OUTDIR/../../npb/bin), FORCE=1 to rebuild regardless of the cache.
-# Outputs in OUTDIR: vmlinuz, initrd.img, client_key (OpenSSH format, for ssh2),
+# Env: NPB_BIN_DIR (default OUTDIR/../../npb/bin), VARIANT=full (default: MPI and NPB when
+# built, zstd initramfs) or slim (no MPI/NPB, ~9 MB initramfs stored uncompressed: the guest
+# for nested hosts, where every instruction of unpacking costs), FORCE=1 to rebuild regardless
+# of the cache.
+# Outputs in OUTDIR: vmlinux, initrd.img, client_key (OpenSSH format, for ssh2),
 # client_key.dropbear, client_key.pub, manifest.json. Rebuilds only when the hash of its
-# inputs (this script, rootfs/, programs/, package versions, NPB binaries) changes.
+# inputs (this script, rootfs/, programs/, package versions, NPB binaries, variant) changes.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -17,6 +21,12 @@ OUT=${1:?usage: build.sh OUTDIR}
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 NPB_BIN_DIR=${NPB_BIN_DIR:-$(dirname "$OUT")/../npb/bin}
+VARIANT=${VARIANT:-full}
+case $VARIANT in
+  full) compression=zstd ;;
+  slim) compression=none ;;
+  *) echo "guest: VARIANT must be full or slim, not $VARIANT" >&2 && exit 1 ;;
+esac
 MODULES="drivers/virtio/virtio_ring drivers/virtio/virtio drivers/virtio/virtio_pci_modern_dev
 drivers/virtio/virtio_pci_legacy_dev drivers/virtio/virtio_pci net/core/failover
 drivers/net/net_failover drivers/net/virtio_net"
@@ -30,7 +40,7 @@ source "$HERE/../lib/image.sh"
 resolve_kernel
 
 npb_files=()
-if [ -d "$NPB_BIN_DIR" ]; then
+if [ "$VARIANT" = full ] && [ -d "$NPB_BIN_DIR" ]; then
   while IFS= read -r -d '' f; do npb_files+=("$f"); done \
     < <(find "$NPB_BIN_DIR" -maxdepth 1 -type f -perm -u+x -print0 | sort -z)
 fi
@@ -41,7 +51,7 @@ pkg_versions=$(dpkg-query -W -f='${Package}=${Version}\n' busybox-static dropbea
   $([ $with_mpi = 1 ] && echo mpich libmpich12 libucx0) 2>/dev/null | sort)
 inputs_hash=$(
   {
-    echo "kernel=$kernel_pkg=$kernel_ver"
+    echo "kernel=$kernel_pkg=$kernel_ver variant=$VARIANT"
     echo "$pkg_versions"
     (cd "$HERE" && find build.sh ../lib rootfs programs -type f -print0 | sort -z | xargs -0 sha256sum)
     if [ $with_mpi = 1 ]; then
@@ -50,7 +60,7 @@ inputs_hash=$(
   } | sha256sum | cut -d' ' -f1
 )
 
-if [ "${FORCE:-0}" != 1 ] && [ -f "$OUT/manifest.json" ] && [ -f "$OUT/vmlinuz" ] && [ -f "$OUT/initrd.img" ] \
+if [ "${FORCE:-0}" != 1 ] && [ -f "$OUT/manifest.json" ] && [ -f "$OUT/vmlinux" ] && [ -f "$OUT/initrd.img" ] \
   && [ -f "$OUT/client_key" ] && grep -q "\"inputsHash\": \"$inputs_hash\"" "$OUT/manifest.json"; then
   log "up to date ($OUT)"
   exit 0
@@ -64,7 +74,7 @@ ROOT="$WORK/root"
 
 # --- kernel ---------------------------------------------------------------
 unpack_kernel "$OUT/cache" "$WORK/kernel"
-cp "$WORK/kernel/boot/vmlinuz-$kernel_release" "$OUT/vmlinuz.new"
+extract_vmlinux "$WORK/kernel/boot/vmlinuz-$kernel_release" "$OUT/vmlinux.new"
 
 # --- root filesystem ----------------------------------------------------------
 # Merged /usr like the host, so library paths from ldd and UCX's plugin lookup (next to
@@ -165,8 +175,8 @@ EOF
 fi
 
 # --- pack ------------------------------------------------------------------------------
-pack_initramfs "$ROOT" "$WORK/initrd.cpio" "$OUT/initrd.img.new"
-mv "$OUT/vmlinuz.new" "$OUT/vmlinuz"
+pack_initramfs "$ROOT" "$WORK/initrd.cpio" "$OUT/initrd.img.new" "$compression"
+mv "$OUT/vmlinux.new" "$OUT/vmlinux"
 mv "$OUT/initrd.img.new" "$OUT/initrd.img"
 
 cat > "$OUT/manifest.json.new" <<EOF
@@ -176,7 +186,8 @@ cat > "$OUT/manifest.json.new" <<EOF
   "kernelPackage": "$kernel_pkg",
   "kernelVersion": "$kernel_ver",
   "kernelRelease": "$kernel_release",
-  "kernel": "vmlinuz",
+  "variant": "$VARIANT",
+  "kernel": "vmlinux",
   "initrd": "initrd.img",
   "clientKey": "client_key",
   "clientKeyDropbear": "client_key.dropbear",
@@ -185,7 +196,7 @@ cat > "$OUT/manifest.json.new" <<EOF
   "mpi": $([ $with_mpi = 1 ] && echo true || echo false),
   "npb": $(json_list "${npb_names[@]}"),
   "sizes": {
-    "kernelBytes": $(size "$OUT/vmlinuz"),
+    "kernelBytes": $(size "$OUT/vmlinux"),
     "initrdBytes": $(size "$OUT/initrd.img"),
     "initrdUncompressedBytes": $(size "$WORK/initrd.cpio")
   },
@@ -195,4 +206,4 @@ cat > "$OUT/manifest.json.new" <<EOF
 EOF
 mv "$OUT/manifest.json.new" "$OUT/manifest.json"
 rm -rf "$WORK"
-log "built in $(($(date +%s) - started)) s: kernel $(size "$OUT/vmlinuz") B, initrd $(size "$OUT/initrd.img") B, mpi=$with_mpi ($OUT)"
+log "built in $(($(date +%s) - started)) s: kernel $(size "$OUT/vmlinux") B, initrd $(size "$OUT/initrd.img") B ($compression), variant $VARIANT, mpi=$with_mpi ($OUT)"

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Build the VPC host (L1) image: the Debian kernel, a small busybox initramfs that boots on
+# Build the VPC host (L1) image: the Debian kernel (uncompressed, booted through its PVH entry:
+# no xz decompression inside the TCG guest), a small busybox initramfs that boots on
 # THIS machine's root filesystem (shared read-only over 9p, under a tmpfs overlay), and the
 # kernel's module tree (for modprobe inside the L1). Nothing is installed on the machine: the
 # kernel package is fetched with `apt-get download` and unpacked with `dpkg-deb -x`.
@@ -8,7 +9,7 @@
 #
 # Env: KERNEL_CACHE_DIR (default OUTDIR/../guest/cache, shared with images/guest), FORCE=1 to
 # rebuild regardless of the cache.
-# Outputs in OUTDIR: vmlinuz, initrd.img, modules/lib/modules/RELEASE/, client_key (OpenSSH
+# Outputs in OUTDIR: vmlinux, initrd.img, modules/lib/modules/RELEASE/, client_key (OpenSSH
 # format, for ssh2), client_key.dropbear, client_key.pub, host_key.dropbear, manifest.json.
 # Rebuilds only when the hash of its inputs (this script, rootfs/, package versions) changes.
 set -euo pipefail
@@ -40,7 +41,7 @@ inputs_hash=$(
   } | sha256sum | cut -d' ' -f1
 )
 
-if [ "${FORCE:-0}" != 1 ] && [ -f "$OUT/manifest.json" ] && [ -f "$OUT/vmlinuz" ] && [ -f "$OUT/initrd.img" ] \
+if [ "${FORCE:-0}" != 1 ] && [ -f "$OUT/manifest.json" ] && [ -f "$OUT/vmlinux" ] && [ -f "$OUT/initrd.img" ] \
   && [ -f "$OUT/client_key" ] && [ -d "$OUT/modules/lib/modules/$kernel_release" ] \
   && grep -q "\"inputsHash\": \"$inputs_hash\"" "$OUT/manifest.json"; then
   log "up to date ($OUT)"
@@ -55,7 +56,7 @@ ROOT="$WORK/root"
 
 # --- kernel (the .deb is shared with images/guest) ---------------------------------
 unpack_kernel "$CACHE" "$WORK/kernel"
-cp "$WORK/kernel/boot/vmlinuz-$kernel_release" "$OUT/vmlinuz.new"
+extract_vmlinux "$WORK/kernel/boot/vmlinuz-$kernel_release" "$OUT/vmlinux.new"
 
 # --- module tree for the L1: everything but most hardware drivers, with modules.dep --
 KSRC="$WORK/kernel/lib/modules/$kernel_release"
@@ -97,7 +98,7 @@ chmod 600 "$ROOT/etc/vpc-host/host_key"
 pack_initramfs "$ROOT" "$WORK/initrd.cpio" "$OUT/initrd.img.new"
 rm -rf "$OUT/modules"
 mv "$MODS" "$OUT/modules"
-mv "$OUT/vmlinuz.new" "$OUT/vmlinuz"
+mv "$OUT/vmlinux.new" "$OUT/vmlinux"
 mv "$OUT/initrd.img.new" "$OUT/initrd.img"
 
 cat > "$OUT/manifest.json.new" <<EOF
@@ -107,7 +108,7 @@ cat > "$OUT/manifest.json.new" <<EOF
   "kernelPackage": "$kernel_pkg",
   "kernelVersion": "$kernel_ver",
   "kernelRelease": "$kernel_release",
-  "kernel": "vmlinuz",
+  "kernel": "vmlinux",
   "initrd": "initrd.img",
   "modules": "modules",
   "clientKey": "client_key",
@@ -116,7 +117,7 @@ cat > "$OUT/manifest.json.new" <<EOF
   "failMarker": "VPC-HOST-FAILED",
   "bootModules": $(json_list $(tr '\n' ' ' < "$ROOT/etc/vpc-modules")),
   "sizes": {
-    "kernelBytes": $(size "$OUT/vmlinuz"),
+    "kernelBytes": $(size "$OUT/vmlinux"),
     "initrdBytes": $(size "$OUT/initrd.img"),
     "modulesBytes": $(du -sb "$OUT/modules" | cut -f1)
   },
@@ -126,4 +127,4 @@ cat > "$OUT/manifest.json.new" <<EOF
 EOF
 mv "$OUT/manifest.json.new" "$OUT/manifest.json"
 rm -rf "$WORK"
-log "built in $(($(date +%s) - started)) s: kernel $(size "$OUT/vmlinuz") B, initrd $(size "$OUT/initrd.img") B, modules $(du -sh "$OUT/modules" | cut -f1) ($OUT)"
+log "built in $(($(date +%s) - started)) s: kernel $(size "$OUT/vmlinux") B, initrd $(size "$OUT/initrd.img") B, modules $(du -sh "$OUT/modules" | cut -f1) ($OUT)"

@@ -15,16 +15,21 @@ ensure_keys() {
   fi
 }
 
-# pack_initramfs ROOT CPIO DEST: a reproducibly ordered newc cpio of ROOT into CPIO (kept, so
-# its size can be reported), zstd-compressed into DEST. Its last entry is /.vpc-initramfs-complete:
+# pack_initramfs ROOT CPIO DEST [zstd|none]: a reproducibly ordered newc cpio of ROOT into CPIO
+# (kept, so its size can be reported), zstd-compressed (default) or copied as is into DEST. Its
+# last entry is /.vpc-initramfs-complete:
 # a kernel that runs out of room while unpacking (guest RAM too small) still starts init with the
 # files it got, so the boot script checks for that marker instead of failing later and obscurely.
 pack_initramfs() {
-  local root=$1 cpio=$2 dest=$3
+  local root=$1 cpio=$2 dest=$3 compression=${4:-zstd}
   : > "$root/.vpc-initramfs-complete"
   (cd "$root" && { find . ! -path ./.vpc-initramfs-complete -print0 | sort -z; printf './.vpc-initramfs-complete\0'; } \
     | cpio --null -o -H newc --quiet) > "$cpio"
-  zstd -q -T0 -12 -f "$cpio" -o "$dest"
+  case $compression in
+    zstd) zstd -q -T0 -12 -f "$cpio" -o "$dest" ;;
+    none) cp "$cpio" "$dest" ;;
+    *) log "pack_initramfs: unknown compression $compression" && exit 1 ;;
+  esac
 }
 
 size() { stat -c %s "$1"; }
