@@ -94,7 +94,8 @@ describe("buildKernelCmdline", () => {
         kernelArgs: ["loglevel=7"],
       }),
     ).toBe(
-      "console=ttyS0 random.trust_cpu=on panic=-1 no_timer_check quiet vpc.hostname=n1 vpc.ip=192.168.77.11/24 " +
+      "console=ttyS0 random.trust_cpu=on panic=-1 no_timer_check cryptomgr.notests " +
+        "initcall_blacklist=i8042_init,crypto_kdf108_init mitigations=off quiet vpc.hostname=n1 vpc.ip=192.168.77.11/24 " +
         "vpc.hosts=n1=192.168.77.11,n2=192.168.77.12 loglevel=7",
     );
   });
