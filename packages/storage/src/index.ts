@@ -15,6 +15,22 @@ export { FORMAT_MAJOR, FORMAT_MINOR } from "./internal/format.js";
 export type { RestoreStrategy } from "./internal/reader.js";
 export { type Compression, type EpochCommitInfo, EpochWriter } from "./internal/writer.js";
 export {
+  type FetchOptions,
+  type FetchResult,
+  type PushHooks,
+  type PushResult,
+  type RemoteOpenOptions,
+  type S3Location,
+  S3Store,
+} from "./remote.js";
+export {
+  type NearestRestoreResult,
+  type ReplicaResult,
+  Replicator,
+  type RestoreNearestOptions,
+  restoreNearest,
+} from "./replicate.js";
+export {
   type BeginEpochOptions,
   CheckpointStore,
   type CleanOptions,
