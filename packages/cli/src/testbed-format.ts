@@ -143,7 +143,7 @@ export function formatCheckpoint(m: EpochMetrics): string {
     `pause time        ${perVm(m.pauseMs)}`,
     `solo VM downtime  ${perVm(m.soloDowntimeMs)}`,
     `checkpoint size   ${(m.checkpointBytes / 1e6).toFixed(1)} MB`,
-    `frames            held ${m.heldFrames}, logged ${m.loggedFrames}, in channel logs ${m.channelLogFrames}`,
+    `frames            held ${m.heldFrames}, logged ${m.loggedFrames}, in channel logs ${m.channelLogFrames}, dropped ${m.droppedFrames}`,
     `commit            ${ms(m.commitMs)} (prepare sent → commit point durable)`,
   ].join("\n");
 }

@@ -302,6 +302,7 @@ describe("result formatting", () => {
     heldFrames: 1,
     loggedFrames: 2,
     channelLogFrames: 2,
+    droppedFrames: 0,
     checkpointBytes: 5_000_000,
     commitMs: 200,
     full: false,

@@ -18,6 +18,8 @@ function report(
     hostId,
     epoch,
     hostMs: 1,
+    droppedFrames: 0,
+    cutDrops: {},
     vms: vms.map(([vmId, pausedAt, resumedAt]) => ({
       vmId,
       pausedAt,
@@ -70,6 +72,16 @@ describe("EpochRound (pure)", () => {
         { hostId: "a", reason: "timed out" },
         { hostId: "c", reason: "timed out" },
       ],
+    });
+  });
+
+  it("aborts an epoch whose cut dropped a frame on any host, naming host and cause", () => {
+    const r = new EpochRound(3, ["a", "b"]);
+    r.prepared(report("a", 3));
+    expect(r.prepared({ ...report("b", 3), droppedFrames: 2, cutDrops: { heldOverflow: 2 } })).toEqual({
+      type: "abort",
+      epoch: 3,
+      failed: [{ hostId: "b", reason: "frames dropped across the cut (heldOverflow 2)" }],
     });
   });
 
@@ -168,7 +180,7 @@ describe("epochMetrics", () => {
           ["vm1", 100, 110],
           ["vm2", 102, 130],
         ]),
-        report("b", 3, [["vm3", 95, 105]]),
+        { ...report("b", 3, [["vm3", 95, 105]]), droppedFrames: 4 },
       ],
       42,
     );
@@ -176,6 +188,7 @@ describe("epochMetrics", () => {
     expect(m.soloDowntimeMs).toEqual({ vm1: 11, vm2: 29, vm3: 11 });
     expect(m.heldFrames).toBe(3);
     expect(m.loggedFrames).toBe(6);
+    expect(m.droppedFrames).toBe(4);
     expect(m.commitMs).toBe(42);
   });
 });

@@ -2,7 +2,9 @@
  * Two-phase global checkpoints (ARCHITECTURE.md §1.4, §3).
  *
  * Phase 1 (prepare): every host agent pauses its VMs, flips their vnet ports to epoch e, runs the
- * engine, resumes, and makes its part durable (VM parts + channel logs + its local store commit).
+ * engine, resumes, and makes its part durable (VM parts with their channel logs + its local store
+ * commit). A host whose switch dropped a frame while the cut formed reports it, and the epoch is
+ * aborted: a restore of it could miss that frame.
  * Phase 2 (commit): once every host has reported, the controller writes epoch e to the cluster
  * manifest: that write is the commit point. A host failing or not reporting within the timeout
  * aborts e; the last committed epoch stays the one restores use.
@@ -36,6 +38,10 @@ export interface HostEpochReport {
   readonly vms: readonly VmEpochReport[];
   /** prepare call received → part durable, on the host. */
   readonly hostMs: number;
+  /** Frames the host's switch dropped since its previous report (any cause; @vpc/vnet `drops()`). */
+  readonly droppedFrames: number;
+  /** Frames dropped while this epoch's cut formed, by cause; any makes the epoch abort. */
+  readonly cutDrops: Readonly<Record<string, number>>;
 }
 
 export type RoundState = "collecting" | "ready" | "committed" | "aborted";
@@ -77,6 +83,14 @@ export class EpochRound {
     if (!this.#hosts.includes(report.hostId) || report.epoch !== this.epoch)
       return this.#abort([{ hostId: report.hostId, reason: `unexpected report for epoch ${report.epoch}` }]);
     if (this.#reports.has(report.hostId)) return undefined;
+    const dropped = Object.entries(report.cutDrops).filter(([, n]) => n > 0);
+    if (dropped.length > 0)
+      return this.#abort([
+        {
+          hostId: report.hostId,
+          reason: `frames dropped across the cut (${dropped.map(([k, n]) => `${k} ${n}`).join(", ")})`,
+        },
+      ]);
     this.#reports.set(report.hostId, report);
     if (this.#reports.size < this.#hosts.length) return undefined;
     this.#state = "ready";
@@ -178,6 +192,8 @@ export interface EpochMetrics {
   readonly heldFrames: number;
   readonly loggedFrames: number;
   readonly channelLogFrames: number;
+  /** Frames the switches dropped since the previous epoch (0 is the only good value). */
+  readonly droppedFrames: number;
   readonly checkpointBytes: number;
   /** prepare sent → commit point durable (ms). */
   readonly commitMs: number;
@@ -199,6 +215,7 @@ export function epochMetrics(reports: readonly HostEpochReport[], commitMs: numb
     heldFrames: sum((v) => v.heldFrames),
     loggedFrames: sum((v) => v.loggedFrames),
     channelLogFrames: sum((v) => v.channelLogFrames),
+    droppedFrames: reports.reduce((a, r) => a + r.droppedFrames, 0),
     checkpointBytes: sum((v) => v.checkpointBytes),
     commitMs,
     full: vms.some((v) => v.full),

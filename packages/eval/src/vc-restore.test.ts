@@ -19,6 +19,7 @@ const metrics = (epoch: number): EpochMetrics => ({
   heldFrames: 0,
   loggedFrames: 0,
   channelLogFrames: 0,
+  droppedFrames: 0,
   checkpointBytes: 4096,
   commitMs: 5,
   full: epoch === 0,

@@ -28,6 +28,7 @@ const metrics = (epoch: number, full: boolean): EpochMetrics => ({
   heldFrames: epoch,
   loggedFrames: 2 * epoch,
   channelLogFrames: 0,
+  droppedFrames: 0,
   checkpointBytes: 4096,
   commitMs: 5,
   full,

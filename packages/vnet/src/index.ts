@@ -26,6 +26,7 @@ export { formatMac, parseMac } from "./mac.js";
 export {
   type AddPortOptions,
   type ConnectTunnelOptions,
+  type DropCounters,
   type ListenOptions,
   type PortStats,
   type SwitchStats,

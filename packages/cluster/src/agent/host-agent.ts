@@ -5,12 +5,13 @@
  * sockets; tunnels to the other hosts' switches over the fabric, authenticated with the cluster
  * secret) and the host's local checkpoint store.
  *
- * Durability on a host: the engines commit each VM part; the agent then writes each VM's channel
- * log of the epoch (temp + fsync + rename) and commits the epoch in its local store for the VMs
- * whose parts are durable. That is the host's "prepared" vote; the cluster-wide commit point is
- * the controller's manifest (docs/cluster.md).
+ * Durability on a host: the engines commit each VM part with the VM's channel log of the epoch
+ * inside it (covered by the part's hashes and commit), then the agent commits the epoch in its
+ * local store for the VMs whose parts are durable. That is the host's "prepared" vote, with the
+ * frames its switch dropped while the cut formed (the coordinator aborts the epoch if any); the
+ * cluster-wide commit point is the controller's manifest (docs/cluster.md).
  */
-import { mkdir, open, readFile, rename } from "node:fs/promises";
+import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import type { CheckpointMetrics, Logger, Vm } from "@vpc/controller";
 import {
@@ -22,7 +23,7 @@ import {
   startVmWithAgent,
 } from "@vpc/controller";
 import { CheckpointStore } from "@vpc/storage";
-import { decodeChannelLog, VnetSwitch } from "@vpc/vnet";
+import { type DropCounters, decodeChannelLog, VnetSwitch } from "@vpc/vnet";
 import type { HostEpochReport, VmEpochReport } from "../coordinator.js";
 import { ClusterError } from "../errors.js";
 
@@ -31,7 +32,7 @@ const wallMs = (): number => performance.timeOrigin + performance.now();
 
 export interface AgentInitParams {
   readonly hostId: string;
-  /** The host's private directory: store, channel logs, vnet sockets. */
+  /** The host's private directory: store, vnet sockets. */
   readonly hostDir: string;
   readonly secret: string;
   /** Fabric address the switch's tunnel listener binds to. */
@@ -60,6 +61,8 @@ interface HostedVm {
   stamps: { pausedAt: number; resumedAt: number };
   lastCounters: { held: number; logged: number };
   epoch: number;
+  /** Frames in the channel log stored with the checkpoint in progress. */
+  channelLogFrames: number;
 }
 
 export class HostAgent {
@@ -68,6 +71,10 @@ export class HostAgent {
   #store: CheckpointStore | undefined;
   #switch: VnetSwitch | undefined;
   readonly #vms = new Map<string, HostedVm>();
+  /** How long a checkpoint waits for its channel logs (the epoch timeout of the call). */
+  #channelLogTimeoutMs = 30_000;
+  /** Switch drops at the end of the previous checkpoint (the epoch's drops are the difference). */
+  #dropsAtLastEpoch: DropCounters | undefined;
 
   constructor(logger: Logger) {
     this.#log = logger;
@@ -111,12 +118,12 @@ export class HostAgent {
       throw new ClusterError("CLUSTER_STATE", "agent already initialised", { hostId: params.hostId });
     this.#p = params;
     await mkdir(join(params.hostDir, "vnet"), { recursive: true, mode: 0o700 });
-    await mkdir(join(params.hostDir, "chanlogs"), { recursive: true, mode: 0o700 });
     this.#store = await CheckpointStore.open(join(params.hostDir, "store"), {
       create: true,
       fsync: params.fsync,
     });
     this.#switch = new VnetSwitch({ switchId: params.hostId, secret: params.secret });
+    this.#dropsAtLastEpoch = this.#switch.drops();
     const tunnel = await this.#switch.listen({ host: params.listenIp, port: 0 });
     return { tunnel };
   }
@@ -181,16 +188,21 @@ export class HostAgent {
       stamps: { pausedAt: 0, resumedAt: 0 },
       lastCounters: { held: 0, logged: 0 },
       epoch,
+      channelLogFrames: 0,
     };
-    const counters = this.#requireSwitch()
-      .stats()
-      .ports.find((p) => p.id === spec.name)?.counters;
+    const sw = this.#requireSwitch();
+    const counters = sw.stats().ports.find((p) => p.id === spec.name)?.counters;
     hv.lastCounters = { held: counters?.heldFrames ?? 0, logged: counters?.loggedFrames ?? 0 };
     hv.engine = createEngine(this.#requireParams().engine, {
       vm: this.#switchedVm(hv),
       store: this.#requireStore(),
       agent: avm.agent,
       commitGlobal: false,
+      channelLog: async (e) => {
+        const blob = await sw.channelLog(spec.name, e, { timeoutMs: this.#channelLogTimeoutMs });
+        hv.channelLogFrames = decodeChannelLog(blob).records.length;
+        return blob;
+      },
       logger: this.#log,
     });
     this.#vms.set(spec.name, hv);
@@ -231,12 +243,12 @@ export class HostAgent {
     const sw = this.#requireSwitch();
     const store = this.#requireStore();
     const vms = [...this.#vms.values()];
+    this.#channelLogTimeoutMs = channelLogTimeoutMs;
+    const dropsAtStart = sw.drops();
     const results = await Promise.allSettled(
       vms.map(async (hv): Promise<VmEpochReport> => {
         hv.epoch = epoch;
         const m: CheckpointMetrics = await hv.engine.checkpoint(epoch);
-        const blob = await sw.channelLog(hv.spec.name, epoch, { timeoutMs: channelLogTimeoutMs });
-        await this.#writeChannelLog(hv.spec.name, epoch, blob);
         const c = sw.stats().ports.find((p) => p.id === hv.spec.name)!.counters;
         const held = c.heldFrames - hv.lastCounters.held;
         const logged = c.loggedFrames - hv.lastCounters.logged;
@@ -252,7 +264,7 @@ export class HostAgent {
           durableMs: m.durableMs,
           heldFrames: held,
           loggedFrames: logged,
-          channelLogFrames: decodeChannelLog(blob).records.length,
+          channelLogFrames: hv.channelLogFrames,
         };
       }),
     );
@@ -274,24 +286,17 @@ export class HostAgent {
         { hostId: this.#p?.hostId, epoch, cause: failed[0]!.e },
       );
     }
-    return { hostId: this.#requireParams().hostId, epoch, vms: ok, hostMs: performance.now() - t0 };
-  }
-
-  #chanlogPath(vmId: string, epoch: number): string {
-    return join(this.#requireParams().hostDir, "chanlogs", `${vmId}.${epoch}.vcl`);
-  }
-
-  async #writeChannelLog(vmId: string, epoch: number, blob: Buffer): Promise<void> {
-    const path = this.#chanlogPath(vmId, epoch);
-    const tmp = `${path}.tmp`;
-    const fh = await open(tmp, "w", 0o600);
-    try {
-      await fh.writeFile(blob);
-      if (this.#requireParams().fsync) await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await rename(tmp, path);
+    const dropsAtEnd = sw.drops();
+    const since = this.#dropsAtLastEpoch ?? dropsAtEnd;
+    this.#dropsAtLastEpoch = dropsAtEnd;
+    return {
+      hostId: this.#requireParams().hostId,
+      epoch,
+      vms: ok,
+      hostMs: performance.now() - t0,
+      droppedFrames: dropsAtEnd.total - since.total,
+      cutDrops: dropDifference(dropsAtEnd, dropsAtStart),
+    };
   }
 
   /**
@@ -309,8 +314,7 @@ export class HostAgent {
     for (const s of specs) await sw.addPort({ id: s.name, path: this.#portPath(s.name), epoch });
     sw.reset(epoch);
     const replayed = new Map<string, number>();
-    for (const s of specs)
-      replayed.set(s.name, sw.replay(s.name, await readFile(this.#chanlogPath(s.name, epoch))));
+    for (const s of specs) replayed.set(s.name, sw.replay(s.name, await store.readChannelLog(s.name, epoch)));
     const image = this.#requireParams().image;
     return Promise.all(
       specs.map(async (s) => {
@@ -372,4 +376,14 @@ export class HostAgent {
     this.#requireParams();
     return this.#switch!;
   }
+}
+
+/** Drops between two readings of the switch's counters, by cause (only causes that rose). */
+function dropDifference(now: DropCounters, before: DropCounters): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const k of Object.keys(now) as (keyof DropCounters)[]) {
+    const d = now[k] - before[k];
+    if (d > 0) out[k] = d;
+  }
+  return out;
 }

@@ -240,6 +240,10 @@ export class AgentEngine implements CheckpointEngine {
       writer.setDeviceState(
         encodeEnvelope({ ramIncluded: false, meta: { engine: this.spec, vm: vm.config }, stream }),
       );
+      if (this.#ctx.channelLog !== undefined) {
+        stage = "channel log";
+        writer.setChannelLog(await this.#ctx.channelLog(epoch));
+      }
       stage = "commit";
       const commit = await writer.commit();
       if (this.#ctx.commitGlobal ?? true) await store.commitGlobal(epoch, [vm.name]);

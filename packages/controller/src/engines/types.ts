@@ -15,6 +15,12 @@ export interface EngineContext {
   readonly agent?: DirtyLogClient;
   /** Commit the global epoch for this VM alone after its part is durable (default true; a coordinator says false). */
   readonly commitGlobal?: boolean;
+  /**
+   * The VM's channel state for `epoch` (frames in transit across the cut, e.g. from @vpc/vnet's
+   * `channelLog`), awaited after resume and stored in the epoch's part before it is committed, so
+   * a committed epoch never lacks its log. Omitted: the part has no channel log.
+   */
+  readonly channelLog?: (epoch: number) => Promise<Uint8Array>;
   readonly logger?: Logger;
   /**
    * Test-only: called inside the pause, after device state is saved and before `cont`, with the
