@@ -5,12 +5,18 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 BUILD := build
 
-.PHONY: help setup images npb guest host build test demo doctor testbed clean
+.PHONY: help setup images npb guest host build test demo doctor testbed store clean
 
 # `make testbed up|status|down`: the word after `testbed` is its action, not a target of its own.
 ifeq (testbed,$(firstword $(MAKECMDGOALS)))
   TESTBED_ACTION := $(or $(word 2,$(MAKECMDGOALS)),status)
   $(eval $(TESTBED_ACTION):;@:)
+endif
+# `make store up|status|down`: likewise (scripts/store.sh: one-node Ceph + radosgw, S3 on 127.0.0.1;
+# `scripts/store.sh doctor` names what is missing: `make store doctor` would collide with `make doctor`).
+ifeq (store,$(firstword $(MAKECMDGOALS)))
+  STORE_ACTION := $(or $(word 2,$(MAKECMDGOALS)),status)
+  $(eval $(STORE_ACTION):;@:)
 endif
 
 help:
@@ -23,6 +29,9 @@ help:
 	@echo "make testbed up|status|run|checkpoint|kill|restore|down"
 	@echo "             the default testbed (testbed/default.json): hosts + VMs kept by a daemon;"
 	@echo "             CONFIG=FILE for another (testbed/nested.json: two qemu hosts), ARGS=\"--checkpoint-every 1000\""
+	@echo "make store up|status|down"
+	@echo "             a one-node Ceph with radosgw (S3 API) on 127.0.0.1 for @vpc/storage's remote store;"
+	@echo "             STORE_DIR (default /var/tmp/vpc-store), STORE_OSD=bluestore|memstore"
 	@echo "make clean   remove build outputs"
 
 setup:
@@ -56,6 +65,9 @@ testbed: $(if $(filter up,$(TESTBED_ACTION)),setup images) build
 
 doctor: build
 	node packages/cli/dist/bin.js doctor
+
+store:
+	bash scripts/store.sh $(STORE_ACTION)
 
 clean:
 	rm -rf $(BUILD) packages/*/dist .turbo packages/*/.turbo

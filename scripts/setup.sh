@@ -11,6 +11,8 @@ DEBIAN_PACKAGES=(
   cpio xz-utils zstd kmod
   gcc make libc6-dev
   iproute2 ca-certificates
+  # scripts/store.sh: a one-node Ceph with radosgw, the S3 store @vpc/storage's int tests run against
+  ceph-mon ceph-osd radosgw ceph-common
 )
 
 missing=()
