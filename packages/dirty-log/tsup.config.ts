@@ -1,12 +1,6 @@
 import { defineConfig } from "tsup";
+import { libraryBuild, scriptBuild } from "../../tsup.library";
 
-export default defineConfig({
-  // bench.ts is the `npm run bench` entry; the native agent is built by `make -C native` after this
-  // (tsup's clean would delete it otherwise).
-  entry: ["src/index.ts", "src/bench.ts"],
-  format: ["esm"],
-  dts: { entry: "src/index.ts" },
-  sourcemap: true,
-  clean: true,
-  target: "node20",
-});
+// The library, and the `npm run bench` entry built beside it. The native agent is built by
+// `make -C native` after this (the clean would delete it otherwise).
+export default defineConfig([libraryBuild(["src/index.ts"], ["bench.*"]), scriptBuild(["src/bench.ts"])]);

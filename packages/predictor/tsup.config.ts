@@ -1,10 +1,5 @@
 import { defineConfig } from "tsup";
+import { libraryBuild, scriptBuild } from "../../tsup.library";
 
-export default defineConfig({
-  entry: ["src/index.ts", "src/bin.ts"],
-  format: ["esm"],
-  dts: true,
-  sourcemap: true,
-  clean: true,
-  target: "node20",
-});
+// The library, and the vpc-predictor command built beside it.
+export default defineConfig([libraryBuild(["src/index.ts"], ["bin.*"]), scriptBuild(["src/bin.ts"])]);

@@ -1,11 +1,5 @@
 import { defineConfig } from "tsup";
+import { libraryBuild } from "../../tsup.library";
 
-export default defineConfig({
-  // "./testing" holds the fake QMP server and a QEMU launcher for other packages' tests.
-  entry: ["src/index.ts", "src/testing/index.ts"],
-  format: ["esm"],
-  dts: true,
-  sourcemap: true,
-  clean: true,
-  target: "node20",
-});
+// "./testing" holds the fake QMP server and a QEMU launcher for other packages' tests.
+export default defineConfig(libraryBuild(["src/index.ts", "src/testing/index.ts"]));

@@ -10,7 +10,8 @@
  *   │  `cause` is the close reason.
  *   └─ ProtocolError (code "PROTOCOL"): a malformed frame or reply (the connection is closed).
  * Plain DirtyLogError codes: "CONNECT" (cannot reach the agent socket), "IO" (reading a shared
- * file failed; `op` and `path` set), "TIMEOUT".
+ * file failed; `op` and `path` set), "TIMEOUT", "BUILD" (the native agent or harness is missing
+ * and cannot be compiled: no C compiler, no `make`, or the compiler failed; `path` set).
  *
  * Callers branch on class, `code` and fields, never on message text. `isInstance` checks a
  * `Symbol.for` brand, so it works across duplicate installs.
@@ -25,7 +26,8 @@ export type DirtyLogErrorCode =
   | "PROTOCOL"
   | "CONNECT"
   | "IO"
-  | "TIMEOUT";
+  | "TIMEOUT"
+  | "BUILD";
 
 export interface DirtyLogErrorOptions {
   cause?: unknown;

@@ -3,18 +3,26 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { ensureNativeBuilt } from "./native-build.js";
 
 // This module sits one level below the package root both as src/*.ts and bundled as dist/*.js.
 const PACKAGE_ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 
-/** Absolute path of the agent library to preload into QEMU (built by the package's `build`). */
+const NATIVE_SOURCES = join(PACKAGE_ROOT, "native");
+const NATIVE_OUT = join(PACKAGE_ROOT, "dist", "native");
+
+/**
+ * Absolute path of the agent library to preload into QEMU. Built by the package's `build`; in an
+ * installed package it is compiled from native/ on the first call (needs `cc` and `make`; throws
+ * a DirtyLogError with code "BUILD" naming what is missing).
+ */
 export function agentLibraryPath(): string {
-  return join(PACKAGE_ROOT, "dist", "native", "libvpc-dirty-log.so");
+  return ensureNativeBuilt(NATIVE_SOURCES, NATIVE_OUT, "libvpc-dirty-log.so");
 }
 
-/** Absolute path of the QEMU stand-in used by this package's tests and benchmark. */
+/** Absolute path of the QEMU stand-in used by tests and benchmarks; built like agentLibraryPath(). */
 export function harnessPath(): string {
-  return join(PACKAGE_ROOT, "dist", "native", "vpc-dl-harness");
+  return ensureNativeBuilt(NATIVE_SOURCES, NATIVE_OUT, "vpc-dl-harness");
 }
 
 export interface AgentEnvOptions {
