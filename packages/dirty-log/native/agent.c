@@ -30,6 +30,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "lazy.h"
 #include "uffd_compat.h"
 
 #define LOG(...) fprintf(stderr, "vpc-dirty-log: " __VA_ARGS__)
@@ -43,13 +44,15 @@ enum { MODE_SYNC = 0, MODE_ASYNC = 1 };
 enum {
 	OP_HELLO = 0, OP_ATTACH, OP_MODE, OP_ARM, OP_HARVEST, OP_PEEK, OP_CONFIRM,
 	OP_PROTECT, OP_COPY, OP_RELEASE, OP_RELEASE_SET, OP_STATS, OP_DETACH,
-	OP_MARK, OP_CHECKPOINT, OP_SAVE, OP_SAVE_STATUS,
+	OP_MARK, OP_CHECKPOINT, OP_SAVE, OP_SAVE_STATUS, OP_LAZY_LOAD, OP_LAZY_STATUS,
 	OP_COUNT
 };
+_Static_assert((int)OP_LAZY_LOAD == (int)LAZY_OP_LOAD && (int)OP_LAZY_STATUS == (int)LAZY_OP_STATUS,
+	       "lazy.h op codes");
 static const char *const op_names[OP_COUNT] = {
 	"hello", "attach", "mode", "arm", "harvest", "peek", "confirm",
 	"protect", "copy", "release", "releaseSet", "stats", "detach",
-	"mark", "checkpoint", "save", "saveStatus"};
+	"mark", "checkpoint", "save", "saveStatus", "lazyLoad", "lazyStatus"};
 /* Staged page sources; a COW fault raised by a read (async MINOR faults fire on
  * reads too) is told apart, because it is not a write the predictor missed. */
 enum { SRC_COW = 1, SRC_COPY = 2, SRC_COW_READ = 3 };
@@ -635,38 +638,11 @@ static int track_holes(void) {
 }
 
 /* ---- commands. Each returns 0 or an errno, with a message in *msg. */
-#define FAIL(e, ...)                                 \
-	do {                                         \
-		int fail_errno_ = (e);               \
-		snprintf(msg, msgcap, __VA_ARGS__);  \
-		return fail_errno_;                  \
-	} while (0)
-
 static int find_mapping(const char *want, char *msg, size_t msgcap) {
 	char real[PATH_MAX];
 	if (!realpath(want, real)) FAIL(errno, "memory-backend file %s: %s", want, strerror(errno));
-	FILE *f = fopen("/proc/self/maps", "re");
-	if (!f) FAIL(errno, "open /proc/self/maps: %s", strerror(errno));
-	char line[PATH_MAX + 256];
-	size_t best = 0;
-	while (fgets(line, sizeof line, f)) {
-		unsigned long lo, hi, off;
-		char perms[8];
-		int pos = 0;
-		if (sscanf(line, "%lx-%lx %7s %lx %*s %*s %n", &lo, &hi, perms, &off, &pos) < 4 || !pos)
-			continue;
-		char *path = line + pos;
-		path[strcspn(path, "\n")] = 0;
-		if (strcmp(path, real) || perms[1] != 'w' || perms[3] != 's') continue;
-		if (hi - lo > best) {
-			best = hi - lo;
-			g.base = (uint8_t *)lo;
-			g.len = hi - lo;
-			g.file_off = (off_t)off;
-		}
-	}
-	fclose(f);
-	if (!best) FAIL(ENOENT, "no shared writable mapping of %s in /proc/self/maps", real);
+	if (find_shared_mapping(real, &g.base, &g.len, &g.file_off))
+		FAIL(ENOENT, "no shared writable mapping of %s in /proc/self/maps", real);
 	g.ram_fd = open(real, O_RDONLY | O_CLOEXEC);
 	if (g.ram_fd < 0) FAIL(errno, "open %s: %s", real, strerror(errno));
 	g.ro = mmap(NULL, g.len, PROT_READ, MAP_SHARED, g.ram_fd, g.file_off);
@@ -680,6 +656,9 @@ static int find_mapping(const char *want, char *msg, size_t msgcap) {
 static int cmd_attach(const uint8_t *in, size_t n, struct out *o, char *msg, size_t msgcap) {
 	if (g.attached) FAIL(EBUSY, "already attached");
 	if (n < 12) FAIL(EINVAL, "attach: short request");
+	/* After a lazy restore, tracking starts once every page is in (one userfaultfd per range). */
+	int lazy = lazy_settle(msg, msgcap);
+	if (lazy) return lazy;
 	uint32_t mode, slots;
 	memcpy(&mode, in, 4);
 	memcpy(&slots, in + 4, 4);
@@ -1565,6 +1544,11 @@ static int dispatch(uint16_t op, const uint8_t *in, size_t n, struct out *o, cha
 		return 0;
 	}
 	if (op == OP_ATTACH) return cmd_attach(in, n, o, msg, msgcap);
+	if (op == OP_LAZY_LOAD || op == OP_LAZY_STATUS) {
+		int e = lazy_command(op, in, n, o->buf + o->len, o->cap - o->len, msg, msgcap);
+		if (!e) o->len += strlen(o->buf + o->len);
+		return e;
+	}
 	if (op >= OP_COUNT) FAIL(ENOSYS, "unknown operation %u", op);
 	if (!g.attached) FAIL(ENOTCONN, "not attached");
 	if (atomic_load(&g.failed) && op != OP_DETACH && op != OP_STATS)

@@ -15,6 +15,8 @@
  *   loop WRITES SEED SPAN  WRITES random u64 stores into pages [0,SPAN) -> ok NS
  *   punch SPEC          discard each page of SPEC as QEMU does (balloon, virtio-mem):
  *                       punch a hole in the file, then MADV_DONTNEED the mapping -> ok
+ *   xxh64 FILE OFF LEN  XXH64 of LEN bytes of FILE at OFF, with the agent's own code (lazy.c),
+ *                       to build lazy maps in tests -> ok HEX
  *   grow                put one more page in the file's page cache, grow the mapping over it
  *                       in place (mremap, once) and read it -> ok (a fault the agent's range
  *                       misses)
@@ -30,6 +32,8 @@
 #include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "lazy.h"
 
 static uint8_t *ram;
 static size_t npages, psz;
@@ -217,6 +221,24 @@ int main(int argc, char **argv) {
 			int failed = 0;
 			if (each_page(arg, punch_page, &failed)) puts("err bad spec");
 			else puts(failed ? "err punch failed" : "ok");
+		} else if (!strcmp(line, "xxh64") && arg) {
+			char *end, *file = arg;
+			char *sp = strchr(arg, ' ');
+			if (!sp) {
+				puts("err usage");
+				continue;
+			}
+			*sp = 0;
+			off_t off = (off_t)strtoull(sp + 1, &end, 10);
+			size_t len = strtoull(end, NULL, 10);
+			uint8_t *buf = malloc(len ? len : 1);
+			int f = open(file, O_RDONLY | O_CLOEXEC);
+			if (buf && f >= 0 && pread(f, buf, len, off) == (ssize_t)len)
+				printf("ok %016llx\n", (unsigned long long)xxh64(buf, len));
+			else
+				puts("err xxh64 read failed");
+			if (f >= 0) close(f);
+			free(buf);
 		} else if (!strcmp(line, "grow")) {
 			puts(grow() ? "err grow failed" : "ok");
 		} else if (!strcmp(line, "quit")) {

@@ -116,6 +116,55 @@ export interface CheckpointSets {
   order: FirstWrites;
 }
 
+export interface LazyLoadOptions {
+  /** Path of the memory-backend file QEMU maps as guest RAM (empty and sparse). */
+  memPath: string;
+  /** The lazy map file (`writeLazyMap`). */
+  mapPath: string;
+  /** Start the background loader (default true); without it only faults fill pages (tests). */
+  loader?: boolean;
+}
+
+export interface LazyLoadInfo {
+  pages: number;
+  zeroPages: number;
+  blocks: number;
+  files: number;
+  /** Pages QEMU had written before the range was registered, given their committed content. */
+  prefilled: number;
+  ns: number;
+}
+
+export interface LazyStatus {
+  active: boolean;
+  /** Every block is in and the range is unregistered: RAM is as after an eager restore. */
+  done: boolean;
+  failed: boolean;
+  /** The first failure: the store file, the block's offset in it and why. */
+  error: { message: string; offset: number } | null;
+  pages: number;
+  zeroPages: number;
+  blocks: number;
+  blocksLeft: number;
+  /** MISSING faults taken (zero pages included) and the handler's total and longest time on them. */
+  faults: number;
+  zeroFaults: number;
+  faultNs: number;
+  faultMaxNs: number;
+  blocksByFault: number;
+  blocksByLoader: number;
+  pagesByFault: number;
+  pagesByLoader: number;
+  prefilled: number;
+  bytesRead: number;
+  /** Faults left blocked because their block failed verification (the VM must not run on). */
+  blockedFaults: number;
+  /** CLOCK_MONOTONIC ns (0: not yet). */
+  firstFaultNs: number;
+  startNs: number;
+  doneNs: number;
+}
+
 export interface SaveStatus {
   saving: boolean;
   /** Pages still protected for COW. */
@@ -591,6 +640,23 @@ export class DirtyLogClient {
       endNs: BigInt(r.endNs as number),
       endClass: r.endClass as number,
     };
+  }
+
+  /**
+   * Lazy restore: registers `memPath`'s mapping for MISSING faults and fills each page from the
+   * lazy map's store blocks (verified) on its first touch, and in the background. Before QEMU's
+   * incoming migration; tracking (`attach`) waits until every page is in.
+   */
+  async lazyLoad(options: LazyLoadOptions): Promise<LazyLoadInfo> {
+    return (await this.#call(
+      "lazyLoad",
+      requestBody.lazyLoad(options.memPath, options.mapPath, options.loader ?? true),
+    )) as never;
+  }
+
+  /** Progress of the lazy load; with `waitMs`, first waits up to that long for it to end. */
+  async lazyStatus(options: { waitMs?: number } = {}): Promise<LazyStatus> {
+    return (await this.#call("lazyStatus", requestBody.lazyStatus(options.waitMs))) as never;
   }
 
   /** Async mode: records which pages were written so far (one order class); sync mode: count only. */

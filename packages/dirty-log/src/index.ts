@@ -11,6 +11,9 @@ export {
   type FaultStats,
   type FirstWrites,
   type HarvestResult,
+  type LazyLoadInfo,
+  type LazyLoadOptions,
+  type LazyStatus,
   type PeekResult,
   type SaveStatus,
   type TimerStats,
@@ -24,6 +27,17 @@ export {
   ProtocolError,
   StateError,
 } from "./errors.js";
+export {
+  encodeLazyMap,
+  LAZY_MAP_BLOCK_BYTES,
+  LAZY_MAP_HEADER_BYTES,
+  LAZY_MAP_MAGIC,
+  LAZY_MAP_VERSION,
+  LAZY_NO_PAGE,
+  LAZY_ZERO_PAGE,
+  type LazyMap,
+  writeLazyMap,
+} from "./lazy-map.js";
 export {
   type AgentDir,
   type AgentEnvOptions,

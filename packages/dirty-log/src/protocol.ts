@@ -30,6 +30,8 @@ export const Op = {
   checkpoint: 14,
   save: 15,
   saveStatus: 16,
+  lazyLoad: 17,
+  lazyStatus: 18,
 } as const;
 export type OpName = keyof typeof Op;
 
@@ -146,6 +148,20 @@ export const requestBody = {
     out.set(u32s(MODE_CODE[mode], stagingSlots, 0));
     out.set(path, 12);
     return out;
+  },
+  /** u32 flags (1 = no background loader), u32 memPath bytes, memPath, lazy map path (rest). */
+  lazyLoad(memPath: string, mapPath: string, loader: boolean): Uint8Array {
+    const mem = new TextEncoder().encode(memPath);
+    const map = new TextEncoder().encode(mapPath);
+    const out = new Uint8Array(8 + mem.length + map.length);
+    out.set(u32s(loader ? 0 : 1, mem.length));
+    out.set(mem, 8);
+    out.set(map, 8 + mem.length);
+    return out;
+  },
+  /** u32 flags (1 = wait until the load is done or failed), u32 timeout ms for that wait. */
+  lazyStatus(waitMs: number | undefined): Uint8Array {
+    return u32s(waitMs === undefined ? 0 : 1, Math.max(0, Math.round(waitMs ?? 0)));
   },
   /** u32 mode. */
   mode(mode: TrackingMode): Uint8Array {
