@@ -285,6 +285,33 @@ describe("S3Store on radosgw", () => {
     await local.close();
   });
 
+  it("uploads files above singlePutMaxBytes as multipart uploads that a fetch checks like any other", async () => {
+    const local = await CheckpointStore.open(join(root, `local-${storeSeq++}`), { create: true });
+    const big = randomBytes(6 << 20); // a pages file above the 5 MiB single-PUT limit set below
+    const w = await local.beginEpoch("vm1", 0, { guestRamBytes: big.length, full: true });
+    await w.writeRange(big, 0, big.length / PS);
+    await w.commit();
+    await local.commitGlobal(0, ["vm1"]);
+    const loc = location();
+    const remote = await S3Store.open(loc, { create: true, singlePutMaxBytes: 5 << 20 });
+    const crash = {
+      afterObject: (key: string) => {
+        if (key.endsWith("/pages")) throw new Error("simulated crash after the pages object");
+      },
+    };
+    await expect(remote.push(local, 0, crash)).rejects.toThrow("simulated crash");
+    const st = await admin.statObject(loc.bucket, "store/vms/vm1/e0000000000000000/pages");
+    expect(st.etag).toMatch(/-\d+$/); // a multipart upload's ETag ends in -<parts>
+    // The resumed push finds the big object (same length and hash) and does not send it again.
+    const resumed = await remote.push(local, 0);
+    expect(resumed.partsUploaded).toEqual(["vm1/e0000000000000000"]);
+    expect(resumed.bytesUploaded).toBeLessThan(big.length);
+    const reader = await localStore();
+    await remote.fetch(0, reader);
+    expect((await restoredRam(reader, "vm1", 0)).equals(big)).toBe(true);
+    await Promise.all([local.close(), reader.close()]);
+  });
+
   it("names a missing bucket and a store that does not exist", async () => {
     const loc = location();
     expect((await errorOf(S3Store.open(loc))).code).toBe("NOT_FOUND");

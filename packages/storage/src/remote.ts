@@ -239,9 +239,10 @@ export class S3Store {
       return { ...result, alreadyCommitted: true, durationMs: performance.now() - t0 };
     }
     const upload = async (key: string, bytes: Buffer): Promise<void> => {
-      await this.#putOnce(key, bytes);
-      result.objectsUploaded++;
-      result.bytesUploaded += bytes.length;
+      if (await this.#putOnce(key, bytes)) {
+        result.objectsUploaded++;
+        result.bytesUploaded += bytes.length;
+      }
       await hooks.afterObject?.(key);
     };
     for (const { vmId } of gm.vms) {
@@ -264,9 +265,10 @@ export class S3Store {
         result.partsUploaded.push(`${vmId}/${part.name}`);
       }
     }
-    await this.#putOnce(gKey, gmBytes, "commit");
-    result.objectsUploaded++;
-    result.bytesUploaded += gmBytes.length;
+    if (await this.#putOnce(gKey, gmBytes, "commit")) {
+      result.objectsUploaded++;
+      result.bytesUploaded += gmBytes.length;
+    }
     result.durationMs = performance.now() - t0;
     return result;
   }
@@ -482,21 +484,30 @@ export class S3Store {
   /**
    * PUT that never replaces: `If-None-Match: *`. When the name is taken, the same bytes (same length
    * and XXH64, kept as object metadata) count as done — a push resumed after a crash — and other
-   * bytes are refused, naming the object.
+   * bytes are refused, naming the object. True when this call stored the object.
    */
-  async #putOnce(key: string, bytes: Buffer, what: "object" | "commit" = "object"): Promise<void> {
+  async #putOnce(key: string, bytes: Buffer, what: "object" | "commit" = "object"): Promise<boolean> {
     const hash = hex(hash64(bytes));
-    const headers = { "If-None-Match": "*", [`x-amz-meta-${HASH_META}`]: hash };
-    if (bytes.length > this.#singlePutMax && (await this.#statIfExists(key))) {
-      return this.#sameOrRefuse(key, bytes.length, hash, what);
+    const meta = { [`x-amz-meta-${HASH_META}`]: hash };
+    let headers: Record<string, string> = { "If-None-Match": "*", ...meta };
+    if (bytes.length > this.#singlePutMax) {
+      // A multipart upload: the condition would belong on its completion, which the client does not
+      // send it with; a HEAD first keeps a resumed push from uploading what is already there.
+      if (await this.#statIfExists(key)) {
+        await this.#sameOrRefuse(key, bytes.length, hash, what);
+        return false;
+      }
+      headers = meta;
     }
     try {
       await this.#s3("PUT", this.url(key), () =>
         this.#client.putObject(this.location.bucket, key, bytes, bytes.length, headers),
       );
+      return true;
     } catch (e) {
       if (!(StoreError.isInstance(e) && s3Code(e.cause) === "PreconditionFailed")) throw e;
       await this.#sameOrRefuse(key, bytes.length, hash, what);
+      return false;
     }
   }
 
