@@ -12,6 +12,7 @@ export {
   StoreVersionError,
 } from "./errors.js";
 export { FORMAT_MAJOR, FORMAT_MINOR } from "./internal/format.js";
+export { NO_BLOCK, type RamLocation } from "./internal/locate.js";
 export type { RestoreStrategy } from "./internal/reader.js";
 export { type Compression, type EpochCommitInfo, EpochWriter } from "./internal/writer.js";
 export {

@@ -52,6 +52,7 @@ import {
   tempName,
   VMS_DIR,
 } from "./internal/layout.js";
+import { locatePages, type RamLocation } from "./internal/locate.js";
 import { MAX_SLOTS } from "./internal/pagemap.js";
 import {
   loadIndex,
@@ -527,6 +528,24 @@ export class CheckpointStore {
   async readChannelLog(vmId: string, epoch: number): Promise<Buffer> {
     const parts = await this.#resolveChain(checkVmId(vmId), checkEpoch(epoch, vmId));
     return readBlobPayload(parts[0]!, "chanlog");
+  }
+
+  /**
+   * Where every page of VM `vmId`'s RAM at `epoch` is stored, for a lazy restore: the chain resolved
+   * once into per-page block references (`RamLocation`). Reads the chain's manifests and indexes
+   * (verified) and checks each named pages file's length and header; the blocks themselves are
+   * not read — whoever serves them must verify each block's hash first. Fails with
+   * `StoreArgumentError` naming the file and offset if a live block is compressed.
+   */
+  async locateRam(vmId: string, epoch: number): Promise<RamLocation> {
+    const parts = await this.#resolveChain(checkVmId(vmId), checkEpoch(epoch, vmId));
+    const indexes = await this.#indexes(parts);
+    const location = locatePages(parts, indexes);
+    for (let k = 0; k < parts.length; k++) {
+      if (!location.files.includes(resolve(parts[k]!.dir, "pages"))) continue;
+      await (await PagesFile.open(parts[k]!, indexes[k]!)).close();
+    }
+    return location;
   }
 
   /**
