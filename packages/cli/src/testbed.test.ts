@@ -330,6 +330,7 @@ describe("result formatting", () => {
       totalMs: 7500,
       killedFirst: true,
       vms: [{ vmId: "vm1", ms: 3160, replayed: 2 }],
+      skipped: [],
     });
     expect(t).toContain("restored epoch    4 (the running VMs were killed first)");
     expect(t).toContain("restore time      7.50 s");

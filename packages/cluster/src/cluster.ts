@@ -5,19 +5,24 @@
  * command); who made them, and how, is not this module's business (see @vpc/testbed).
  *
  * The cluster manifest — the commit point of every global epoch — lives with the controller in
- * `<controllerDir>/epochs/<epoch>.json` (temp + fsync + rename). Host stores hold the data.
+ * `<controllerDir>/epochs/<epoch>.json` (temp + fsync + rename, with a checksum checked before a
+ * restore uses it: cluster-manifest.ts). Host stores hold the data.
  */
 import { randomBytes } from "node:crypto";
 import { appendFile, mkdir, open, readdir, readFile, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { ExecResult } from "@vpc/controller";
 import { type Logger, silentLogger } from "@vpc/controller";
+import {
+  CLUSTER_MANIFEST_FORMAT,
+  type ClusterManifest,
+  decodeClusterManifest,
+  encodeClusterManifest,
+} from "./cluster-manifest.js";
 import { type ClusterConfig, clusterVms } from "./config.js";
 import { type EpochMetrics, epochMetrics, type HostEpochReport, runGlobalEpoch } from "./coordinator.js";
 import { ClusterError } from "./errors.js";
 import { exitedWithin, HostClient } from "./host-client.js";
-
-export const CLUSTER_MANIFEST_FORMAT = "vpc-cluster-epoch/1";
 
 /** How the controller reaches the agent of one host of the config, over SSH. */
 export interface HostEndpoint {
@@ -63,6 +68,8 @@ export interface RestoreResult {
   /** Restore call sent → every VM running again (ms). */
   readonly totalMs: number;
   readonly vms: readonly { vmId: string; ms: number; replayed: number }[];
+  /** Newer committed epochs passed over because their manifest failed its check (newest first). */
+  readonly skipped: readonly { epoch: number; reason: string }[];
 }
 
 interface AgentVmSpec {
@@ -123,12 +130,7 @@ export class Cluster {
     o: ClusterOptions & { epoch?: number },
   ): Promise<{ cluster: Cluster; result: RestoreResult }> {
     const c = new Cluster(o);
-    const committed = await c.committedEpochs();
-    const epoch = o.epoch ?? committed.at(-1);
-    if (epoch === undefined || !committed.includes(epoch))
-      throw new ClusterError("RESTORE_FAILED", `no committed epoch ${epoch ?? ""} in ${c.controllerDir}`, {
-        epoch,
-      });
+    const { epoch, skipped } = await c.#restorableEpoch(o.epoch);
     try {
       const t0 = performance.now();
       await c.#connect();
@@ -147,7 +149,7 @@ export class Cluster {
           ),
         )
       ).flat();
-      return { cluster: c, result: { epoch, totalMs: performance.now() - t0, vms } };
+      return { cluster: c, result: { epoch, totalMs: performance.now() - t0, vms, skipped } };
     } catch (e) {
       await c.close().catch(() => undefined);
       throw new ClusterError(
@@ -261,19 +263,71 @@ export class Cluster {
       .sort((a, b) => a - b);
   }
 
+  /**
+   * The epoch a restore uses: `wanted` if its manifest checks out and names exactly the VMs of the
+   * config, else an error; without `wanted`, the newest such epoch, with the newer ones passed
+   * over and why (also reported as progress).
+   */
+  async #restorableEpoch(
+    wanted: number | undefined,
+  ): Promise<{ epoch: number; skipped: { epoch: number; reason: string }[] }> {
+    const committed = await this.committedEpochs();
+    const candidates = wanted === undefined ? [...committed].reverse() : [wanted];
+    if (candidates.length === 0 || (wanted !== undefined && !committed.includes(wanted)))
+      throw new ClusterError(
+        "RESTORE_FAILED",
+        `no committed epoch ${wanted ?? ""} in ${this.controllerDir}`,
+        {
+          epoch: wanted,
+        },
+      );
+    const skipped: { epoch: number; reason: string }[] = [];
+    for (const e of candidates) {
+      try {
+        await this.#readManifest(e);
+        return { epoch: e, skipped };
+      } catch (err) {
+        if (wanted !== undefined) throw err;
+        const reason = (err as Error).message;
+        skipped.push({ epoch: e, reason });
+        this.#progress(`skipping epoch ${e}: ${reason}`);
+      }
+    }
+    throw new ClusterError(
+      "RESTORE_FAILED",
+      `no committed epoch in ${this.controllerDir} passes its check: ${skipped.map((s) => s.reason).join("; ")}`,
+    );
+  }
+
+  async #readManifest(epoch: number): Promise<ClusterManifest> {
+    const path = join(this.controllerDir, "epochs", `${epoch}.json`);
+    const m = decodeClusterManifest(await readFile(path, "utf8"), path, epoch);
+    const inManifest = m.hosts.flatMap((h) => h.vms).sort();
+    const inConfig = clusterVms(this.config)
+      .map((v) => v.name)
+      .sort();
+    if (inManifest.join(",") !== inConfig.join(","))
+      throw new ClusterError(
+        "RESTORE_FAILED",
+        `cluster manifest ${path}: VMs ${inManifest.join(", ")}, but the cluster has ${inConfig.join(", ")}`,
+        { epoch },
+      );
+    return m;
+  }
+
   async #commit(epoch: number, reports: readonly HostEpochReport[]): Promise<void> {
     const dir = join(this.controllerDir, "epochs");
     const path = join(dir, `${epoch}.json`);
-    const body = {
+    const text = encodeClusterManifest({
       format: CLUSTER_MANIFEST_FORMAT,
       epoch,
       engine: this.config.engine,
       hosts: reports.map((r) => ({ hostId: r.hostId, vms: r.vms.map((v) => v.vmId) })),
       committedAt: new Date().toISOString(),
-    };
+    });
     const fh = await open(`${path}.tmp`, "w", 0o600);
     try {
-      await fh.writeFile(`${JSON.stringify(body)}\n`);
+      await fh.writeFile(text);
       await fh.sync();
     } finally {
       await fh.close();

@@ -1,11 +1,16 @@
 export { runHostAgent } from "./agent/main.js";
 export {
-  CLUSTER_MANIFEST_FORMAT,
   Cluster,
   type ClusterOptions,
   type HostEndpoint,
   type RestoreResult as ClusterRestoreResult,
 } from "./cluster.js";
+export {
+  CLUSTER_MANIFEST_FORMAT,
+  type ClusterManifest,
+  decodeClusterManifest,
+  encodeClusterManifest,
+} from "./cluster-manifest.js";
 export {
   type ClusterConfig,
   type ClusterConfigInput,

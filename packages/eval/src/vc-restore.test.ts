@@ -94,6 +94,7 @@ function world(
         result: {
           epoch: e,
           totalMs: 4321,
+          skipped: [],
           vms: [
             { vmId: "evm1", ms: 4000, replayed: 3 },
             { vmId: "evm2", ms: 4100, replayed: 0 },
