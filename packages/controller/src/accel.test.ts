@@ -1,4 +1,4 @@
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -26,6 +26,12 @@ describe("accel", () => {
   afterEach(async () => {
     await rm(dir, { recursive: true, force: true });
   });
+  /** A read-write file in place of /dev/kvm: the probe itself is the injected boot. */
+  const kvmStandIn = async (): Promise<string> => {
+    const path = join(dir, "kvm");
+    await writeFile(path, "");
+    return path;
+  };
 
   it("never probes for tcg or an explicit kvm", async () => {
     const ctx = { image, qemuBinary: "/nonexistent", logger: silentLogger, cacheFile: join(dir, "c.json") };
@@ -41,6 +47,7 @@ describe("accel", () => {
       qemuBinary: "/nonexistent",
       logger: silentLogger,
       cacheFile: join(dir, "sub", "c.json"),
+      kvmDevice: await kvmStandIn(),
       probeBoot: async () => {
         calls++;
         return { ready: false, detail: "hung after Probing EDD" };
@@ -63,9 +70,22 @@ describe("accel", () => {
       qemuBinary: "/nonexistent",
       logger: silentLogger,
       cacheFile: join(dir, "c.json"),
+      kvmDevice: await kvmStandIn(),
       probeBoot: async () => ({ ready: true, detail: "ok" }),
     };
     expect(await resolveAccel("auto", ctx)).toBe("kvm");
+  });
+
+  it("does not probe without read-write access to the KVM device", async () => {
+    const r = await probeKvm({
+      image,
+      qemuBinary: "/nonexistent",
+      logger: silentLogger,
+      cacheFile: join(dir, "c.json"),
+      kvmDevice: join(dir, "no-such-device"),
+      probeBoot: () => Promise.reject(new Error("must not probe")),
+    });
+    expect(r).toMatchObject({ kvm: false, detail: `${join(dir, "no-such-device")} not usable` });
   });
 
   it("keys on host, host kernel, QEMU and guest kernel", () => {

@@ -1,4 +1,11 @@
-export { defaultProbeCacheFile, type ProbeRecord, probeKey, probeKvm, resolveAccel } from "./accel.js";
+export {
+  type AccelContext,
+  defaultProbeCacheFile,
+  type ProbeRecord,
+  probeKey,
+  probeKvm,
+  resolveAccel,
+} from "./accel.js";
 export {
   CHECKPOINT_FORMAT,
   type CheckpointTimings,
@@ -7,7 +14,8 @@ export {
   restoreOptionsFor,
   takeFullCheckpoint,
 } from "./checkpoint.js";
-export * from "./checkpoint-loop.js";
+export { CheckpointLoop, type CheckpointLoopOptions, type CheckpointLoopResult } from "./checkpoint-loop.js";
+// The engines' own index is their curated public API.
 export * from "./engines/index.js";
 export {
   BootError,
@@ -37,11 +45,12 @@ export type { Accel, DataNic, GuestParams } from "./internal/qemu-args.js";
 export { reapNow } from "./internal/reaper.js";
 export { SerialScanner } from "./internal/serial-scanner.js";
 export { createJsonLogger, defaultLogger, type Logger, type LogLevel, silentLogger } from "./logger.js";
-export * from "./restore.js";
+export { type RestoredVm, type RestoreVmOptions, restoreVm } from "./restore.js";
 export {
   type DeviceStateSave,
   type DeviceStateTransport,
   type ExecResult,
+  kvmProbeBoot,
   type RestoreOptions,
   type StartTimings,
   Vm,

@@ -6,11 +6,15 @@
  * loaded into a converter QEMU (x-ignore-shared off), which then writes the RAM file (its shared
  * memory backend) and a device-state-only stream; the VM is then restored from those like any
  * other epoch.
+ *
+ * With `lazy: true` the RAM is not materialised: QEMU starts on an empty file and the dirty-log
+ * agent fills it from the store on demand (lazy-restore.ts).
  */
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { CheckpointStore } from "@vpc/storage";
+import { agentLibraryPath, createAgentDir } from "@vpc/dirty-log";
+import { type CheckpointStore, StoreError } from "@vpc/storage";
 import { QmpClient } from "qemu-qmp-client";
 import { resolveAccel } from "./accel.js";
 import { decodeEnvelope } from "./engines/envelope.js";
@@ -22,8 +26,9 @@ import { freePort } from "./internal/ports.js";
 import { buildKernelCmdline, buildQemuArgs, deriveMac } from "./internal/qemu-args.js";
 import { QemuProcess } from "./internal/qemu-process.js";
 import { trackDir, untrackDir } from "./internal/reaper.js";
+import { type LazyRam, type LazyRestoreStats, prepareLazyRam } from "./lazy-restore.js";
 import { defaultLogger, type Logger } from "./logger.js";
-import { Vm } from "./vm.js";
+import { kvmProbeBoot, Vm } from "./vm.js";
 
 export interface RestoreVmOptions {
   readonly store: CheckpointStore;
@@ -37,6 +42,14 @@ export interface RestoreVmOptions {
   readonly runRoot?: string;
   readonly qemuBinary?: string;
   readonly logger?: Logger;
+  /**
+   * Lazy restore (opt-in; eager stays the default until proven): QEMU starts on an empty RAM file
+   * and the dirty-log agent fills each page from its verified store block on first touch, a
+   * background loader the rest (`RestoredVm.lazy`). Uses the agent of `overrides` if it names one,
+   * else preloads its own. Epochs it cannot serve (QEMU's own engines' full streams, compressed
+   * stores) are restored eagerly, and `lazyFallback` says why.
+   */
+  readonly lazy?: boolean;
 }
 
 export interface RestoredVm {
@@ -50,7 +63,13 @@ export interface RestoredVm {
     /** `Vm.restore`: QEMU start, device state load, `cont`, SSH. */
     readonly vmMs: number;
     readonly totalMs: number;
+    /** Restore request until QEMU was running the guest again (`cont` done). */
+    readonly runningMs: number;
   };
+  /** Lazy restores: resolves once every page is in (see `LazyRam.loaded`); the VM runs meanwhile. */
+  readonly lazy?: { readonly loaded: Promise<LazyRestoreStats> };
+  /** Why a lazy restore that was asked for ran eagerly. */
+  readonly lazyFallback?: string;
 }
 
 /** Restarts VM `vmId` from a committed epoch of `store`. The VM it came from must be gone. */
@@ -61,10 +80,39 @@ export async function restoreVm(options: RestoreVmOptions): Promise<RestoredVm> 
   const envelope = decodeEnvelope(await store.readDeviceState(vmId, epoch));
   const scratch = await mkdtemp(join(options.shmRoot ?? "/dev/shm", `vpc-restore-${vmId}-`));
   trackDir(scratch);
+  const logger = options.logger ?? defaultLogger();
+  let lazy: LazyRam | undefined;
+  let lazyFallback: string | undefined;
+  let overrides = options.overrides;
+  let ownAgentDir: { remove(): Promise<void> } | undefined;
   try {
     const ramFile = join(scratch, "ram");
     const deviceStateFile = join(scratch, "device-state");
-    if (envelope.ramIncluded) {
+    if (options.lazy && envelope.ramIncluded) {
+      lazyFallback = `epoch ${epoch} of ${vmId} is a full QEMU stream (engine ${envelope.meta.engine}), not a store RAM chain`;
+    } else if (options.lazy) {
+      let agentSocket = overrides?.env?.VPC_DIRTY_LOG_SOCKET;
+      if (agentSocket === undefined) {
+        const dir = await createAgentDir();
+        ownAgentDir = dir;
+        agentSocket = dir.socketPath;
+        overrides = {
+          ...overrides,
+          preload: agentLibraryPath(),
+          env: { ...overrides?.env, VPC_DIRTY_LOG_SOCKET: agentSocket },
+        };
+      }
+      try {
+        lazy = await prepareLazyRam({ store, vmId, epoch, agentSocket, scratch, logger });
+      } catch (e) {
+        if (!StoreError.isInstance(e) || e.code !== "ARGUMENT") throw e;
+        lazyFallback = e.message;
+      }
+    }
+    if (lazyFallback !== undefined) logger.log("warn", "vm.lazy-fallback", { vm: vmId, epoch, reason: lazyFallback });
+    if (lazy) {
+      await writeFile(deviceStateFile, envelope.stream);
+    } else if (envelope.ramIncluded) {
       const streamFile = join(scratch, "stream");
       await writeFile(streamFile, envelope.stream);
       await convertFullStream(envelope.meta.vm, streamFile, ramFile, deviceStateFile, options);
@@ -75,24 +123,36 @@ export async function restoreVm(options: RestoreVmOptions): Promise<RestoredVm> 
     }
     const tRam = performance.now();
     const vm = await Vm.restore({
-      ramFile,
+      ...(lazy ? { lazyRam: lazy.fill } : { ramFile }),
       deviceStateFile,
       config: envelope.meta.vm,
       ...(options.image === undefined ? {} : { image: options.image }),
-      ...(options.overrides === undefined ? {} : { overrides: options.overrides }),
+      ...(overrides === undefined ? {} : { overrides }),
       ...(options.shmRoot === undefined ? {} : { shmRoot: options.shmRoot }),
       ...(options.runRoot === undefined ? {} : { runRoot: options.runRoot }),
       ...(options.qemuBinary === undefined ? {} : { qemuBinary: options.qemuBinary }),
       ...(options.logger === undefined ? {} : { logger: options.logger }),
     });
     const tEnd = performance.now();
+    const runningMs = tRam - t0 + vm.timings.totalMs - vm.timings.sshMs;
+    let loaded: Promise<LazyRestoreStats> | undefined;
+    if (lazy) {
+      const agentDir = ownAgentDir;
+      ownAgentDir = undefined;
+      loaded = lazy.loaded().finally(() => agentDir?.remove());
+      // The caller may never wait for it; a failure is logged and has already ended the VM.
+      loaded.catch((e: unknown) => logger.log("error", "vm.lazy-failed", { vm: vmId, error: String(e) }));
+    }
     return {
       vm,
       epoch,
       engine: envelope.meta.engine,
-      timings: { ramMs: tRam - t0, vmMs: tEnd - tRam, totalMs: tEnd - t0 },
+      timings: { ramMs: tRam - t0, vmMs: tEnd - tRam, totalMs: tEnd - t0, runningMs },
+      ...(loaded === undefined ? {} : { lazy: { loaded } }),
+      ...(lazyFallback === undefined ? {} : { lazyFallback }),
     };
   } finally {
+    await ownAgentDir?.remove();
     await rm(scratch, { recursive: true, force: true });
     untrackDir(scratch);
   }
@@ -118,6 +178,11 @@ async function convertFullStream(
   options: RestoreVmOptions,
 ): Promise<void> {
   const image = typeof options.image === "object" ? options.image : await loadGuestImage(options.image);
+  const probe = {
+    image,
+    qemuBinary: options.qemuBinary ?? "qemu-system-x86_64",
+    logger: options.logger ?? defaultLogger(),
+  };
   const runDir = await mkdtemp(join(options.runRoot ?? tmpdir(), `vpc-convert-${config.name}-`));
   trackDir(runDir);
   let proc: QemuProcess | undefined;
@@ -125,11 +190,7 @@ async function convertFullStream(
   try {
     const qmpSocket = join(runDir, "qmp.sock");
     const args = buildQemuArgs({
-      accel: await resolveAccel(config.accel, {
-        image,
-        qemuBinary: options.qemuBinary ?? "qemu-system-x86_64",
-        logger: options.logger ?? defaultLogger(),
-      }),
+      accel: await resolveAccel(config.accel, { ...probe, probeBoot: kvmProbeBoot(probe) }),
       cpus: config.cpus,
       memMiB: config.memMiB,
       ramPath: ramFile,

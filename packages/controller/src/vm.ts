@@ -42,8 +42,15 @@ export interface VmOptions extends VmConfigInput {
 }
 
 export interface RestoreOptions extends Omit<VmOptions, keyof VmConfigInput> {
-  /** RAM file to start from (copied to the new VM's mem-path first). */
-  readonly ramFile: string;
+  /** RAM file to start from (copied to the new VM's mem-path first); omitted with `lazyRam`. */
+  readonly ramFile?: string;
+  /**
+   * Lazy restore instead of `ramFile`: QEMU starts on an empty, sparse RAM file, and this runs once
+   * QEMU is up (`qemuPid`), before the device state loads; it must make every page of `ramPath`
+   * read as its committed content from then on (the dirty-log agent's `lazyLoad` fills pages on
+   * their first touch). Counted in `timings.ramRestoreMs`.
+   */
+  readonly lazyRam?: (ramPath: string, qemuPid: number) => Promise<void>;
   /** Device state saved by `saveDeviceState`. */
   readonly deviceStateFile: string;
   /** The configuration of the VM the state came from (`vm.config`); hardware must match. */
@@ -133,7 +140,14 @@ export class Vm {
     const config = options.overrides
       ? validateVmConfig({ ...configInput(options.config), ...options.overrides })
       : options.config;
-    return Vm.launch(config, options, { ramFile: options.ramFile, deviceStateFile: options.deviceStateFile });
+    if ((options.ramFile === undefined) === (options.lazyRam === undefined)) {
+      throw new CheckpointError("restore", "give exactly one of ramFile and lazyRam", { vmId: config.name });
+    }
+    return Vm.launch(config, options, {
+      ramFile: options.ramFile,
+      lazyRam: options.lazyRam,
+      deviceStateFile: options.deviceStateFile,
+    });
   }
 
   get state(): VmState {
@@ -273,7 +287,12 @@ export class Vm {
     const image = typeof options.image === "object" ? options.image : await loadGuestImage(options.image);
     const logger = (options.logger ?? defaultLogger()).child({ vm: config.name });
     const qemuBinary = options.qemuBinary ?? "qemu-system-x86_64";
-    const accel = await resolveAccel(config.accel as AccelOption, { image, qemuBinary, logger });
+    const accel = await resolveAccel(config.accel as AccelOption, {
+      image,
+      qemuBinary,
+      logger,
+      probeBoot: kvmProbeBoot({ image, qemuBinary, logger }),
+    });
     const privateKey = await readFile(image.clientKey);
 
     const runDir = await mkdtemp(join(options.runRoot ?? tmpdir(), `vpc-${config.name}-`));
@@ -292,7 +311,13 @@ export class Vm {
       if (incoming) {
         // The source QEMU must be gone or paused for good: it would keep writing through its mapping.
         const tc = performance.now();
-        await copyFile(incoming.ramFile, ramPath);
+        if (incoming.ramFile !== undefined) {
+          await copyFile(incoming.ramFile, ramPath);
+        } else {
+          // Lazy: empty and sparse; lazyRam fills it once QEMU maps it.
+          const fh = await open(ramPath, "wx", 0o600);
+          await fh.truncate(config.memMiB * 1024 * 1024).finally(() => fh.close());
+        }
         ramRestoreMs = performance.now() - tc;
       }
       const sshPort = await freePort();
@@ -329,6 +354,11 @@ export class Vm {
         { capability: "events", state: true },
       ]);
       const qemuStartMs = performance.now() - tSpawn;
+      if (incoming?.lazyRam) {
+        const tl = performance.now();
+        await incoming.lazyRam(ramPath, proc.pid);
+        ramRestoreMs += performance.now() - tl;
+      }
 
       const tGuest = performance.now();
       let contMs = 0;
@@ -461,7 +491,8 @@ type VmInit = Pick<
 };
 
 interface IncomingState {
-  readonly ramFile: string;
+  readonly ramFile: string | undefined;
+  readonly lazyRam: ((ramPath: string, qemuPid: number) => Promise<void>) | undefined;
   readonly deviceStateFile: string;
 }
 
@@ -641,4 +672,36 @@ async function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
 
 function errorMessage(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
+}
+
+/**
+ * The probe boot of `resolveAccel("auto")`: `image` booted under KVM with the probe's short
+ * limit; ready means this machine's KVM works for our guests (a `/dev/kvm` that opens but hangs
+ * guests, as under kvm_pvm, is not ready).
+ */
+export function kvmProbeBoot(o: {
+  readonly image: GuestImage;
+  readonly qemuBinary: string;
+  readonly logger: Logger;
+}): (timeoutMs: number) => Promise<{ ready: boolean; detail: string }> {
+  return async (timeoutMs) => {
+    const t0 = performance.now();
+    try {
+      const vm = await Vm.start({
+        name: "kvm-probe",
+        image: o.image,
+        qemuBinary: o.qemuBinary,
+        accel: "kvm",
+        bootTimeoutMs: timeoutMs,
+        logger: o.logger,
+      });
+      await vm.shutdown();
+      return { ready: true, detail: `guest ready under KVM in ${Math.round(performance.now() - t0)} ms` };
+    } catch (e) {
+      return {
+        ready: false,
+        detail: `probe boot under KVM failed: ${e instanceof Error ? e.message.split("\n", 1)[0] : e}`,
+      };
+    }
+  };
 }

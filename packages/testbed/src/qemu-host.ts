@@ -12,6 +12,7 @@ import {
   BootError,
   ConfigError,
   defaultLogger,
+  kvmProbeBoot,
   type Logger,
   loadGuestImage,
   resolveAccel,
@@ -231,5 +232,11 @@ async function hostAccel(option: AccelOption, qemuBinary: string, logger: Logger
   if (option !== "auto") return option;
   // Probing with the host image would boot it without its 9p root and cache a false "no":
   // the probe answers for this machine's KVM, so ask it with the guest image.
-  return resolveAccel("auto", { image: await loadGuestImage(), qemuBinary, logger });
+  const image = await loadGuestImage();
+  return resolveAccel("auto", {
+    image,
+    qemuBinary,
+    logger,
+    probeBoot: kvmProbeBoot({ image, qemuBinary, logger }),
+  });
 }
