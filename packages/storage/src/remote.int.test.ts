@@ -4,7 +4,7 @@
  * VPC_S3_ENDPOINT (and VPC_S3_ACCESS_KEY, VPC_S3_SECRET_KEY) set, an existing S3 endpoint is used instead.
  * Every test works in its own bucket.
  */
-import { execFile } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtemp, open, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -21,6 +21,7 @@ import { CheckpointStore } from "./store.js";
 const run = promisify(execFile);
 const here = dirname(fileURLToPath(import.meta.url));
 const storeScript = join(here, "..", "..", "..", "scripts", "store.sh");
+const pushChild = join(here, "..", "test-fixtures", "push-child.mjs");
 const PS = 4096;
 const PAGES = 512; // 2 MiB guests: big enough for several blocks, small enough for a slow RGW
 
@@ -196,6 +197,45 @@ describe("S3Store on radosgw", () => {
     expect(await remote.listEpochs()).toEqual([0, 1]);
     await remote.fetch(1, reader);
     expect((await restoredRam(reader, "vm1", 1)).equals(rams.get("vm1")![1]!)).toBe(true);
+    await Promise.all([local.close(), reader.close()]);
+  });
+
+  it("a pushing process killed mid-upload leaves nothing visible; the next push completes the epoch", async () => {
+    const local = await CheckpointStore.open(join(root, `local-${storeSeq++}`), { create: true });
+    const ram = randomBytes(24 << 20); // the pages object takes a while to go up: the kill lands in its PUT
+    const w = await local.beginEpoch("vm1", 0, { guestRamBytes: ram.length, full: true });
+    await w.writeRange(ram, 0, ram.length / PS);
+    await w.commit();
+    await local.commitGlobal(0, ["vm1"]);
+    const loc = location();
+    const remote = await S3Store.open(loc, { create: true });
+    const stored = await new Promise<string[]>((resolve, reject) => {
+      const child = spawn(process.execPath, [pushChild, local.dir, "0", JSON.stringify(loc)], {
+        stdio: ["ignore", "pipe", "pipe"],
+      });
+      const keys: string[] = [];
+      let err = "";
+      child.stderr.on("data", (d: Buffer) => {
+        err += String(d);
+      });
+      child.stdout.on("data", (d: Buffer) => {
+        for (const line of String(d).split("\n")) {
+          if (line.startsWith("object ")) keys.push(line.slice(7));
+          if (line.endsWith("/index")) child.kill("SIGKILL"); // the pages PUT is next
+        }
+      });
+      child.on("exit", (code, signal) =>
+        signal === "SIGKILL" ? resolve(keys) : reject(new Error(`push child exited ${code}: ${err}`)),
+      );
+    });
+    expect(stored).toEqual(["store/vms/vm1/e0000000000000000/index"]);
+    expect(await remote.listEpochs()).toEqual([]);
+    const reader = await localStore();
+    expect((await errorOf(remote.fetch(0, reader))).code).toBe("NOT_FOUND");
+    const resumed = await remote.push(local, 0);
+    expect(resumed.partsUploaded).toEqual(["vm1/e0000000000000000"]);
+    await remote.fetch(0, reader);
+    expect((await restoredRam(reader, "vm1", 0)).equals(ram)).toBe(true);
     await Promise.all([local.close(), reader.close()]);
   });
 
