@@ -9,7 +9,7 @@
 //     typechecks those marked `<!-- pack-check: typecheck -->` (they need QEMU, root or NPB);
 //   - imports every export path (ESM), require()s it (CJS) and compares the two sets of names;
 //   - typechecks the examples and both smoke files as a consumer would (TypeScript, nodenext,
-//     strict, skipLibCheck off so the shipped .d.ts/.d.cts are checked too).
+//     strict; the .cts file resolves the "require" types, the .mts file the "import" ones).
 // The temp project is removed on success, on failure and on Ctrl-C. Usage: node scripts/pack-check.mjs
 import { spawnSync } from "node:child_process";
 import {
@@ -232,7 +232,9 @@ function main() {
         moduleResolution: "nodenext",
         target: "es2022",
         strict: true,
-        skipLibCheck: false,
+        // As consumers usually have it: checking every .d.ts under node_modules (mostly @types/node)
+        // tripled this step; a .d.ts naming a module that does not resolve still fails the smoke files.
+        skipLibCheck: true,
         types: ["node"],
         outDir: "out",
         rootDir: ".",
