@@ -82,7 +82,10 @@ osd_up() { ceph_cli osd dump -f json | node -e 'let s="";process.stdin.on("data"
 rgw_answers() { node -e 'fetch(process.argv[1]).then(r=>process.exit(r.status<500?0:1),()=>process.exit(1))' "$1"; }
 
 up() {
-  doctor >/dev/null || die "$(doctor)"
+  doctor >/dev/null || {
+    doctor >&2
+    exit 1
+  }
   if [ -f "$ENV_FILE" ] && daemon_pid rgw >/dev/null; then
     log "already up ($ENV_FILE)"
     cat "$ENV_FILE"
