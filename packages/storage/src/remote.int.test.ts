@@ -88,18 +88,21 @@ let storeSeq = 0;
 const localStore = () =>
   CheckpointStore.open(join(root, `local-${storeSeq++}`), { create: true, compression: "lz4" });
 
-/** Writes epochs 0..n-1 of `vmIds` (a full image, then increments) and returns each VM's RAM per epoch. */
+/**
+ * Writes n epochs of `vmIds` (a full image, then increments) and returns each VM's RAM per epoch.
+ * With `rams` from an earlier call, goes on from there: increments of the next epochs.
+ */
 async function writeEpochs(
   store: CheckpointStore,
   vmIds: string[],
   n: number,
-  first = 0,
+  rams = new Map<string, Buffer[]>(vmIds.map((v) => [v, []])),
 ): Promise<Map<string, Buffer[]>> {
-  const rams = new Map<string, Buffer[]>(vmIds.map((v) => [v, []]));
+  const first = rams.get(vmIds[0]!)!.length;
   for (let e = first; e < first + n; e++) {
     for (const vmId of vmIds) {
       const history = rams.get(vmId)!;
-      const full = e === first;
+      const full = e === 0;
       const ram = full ? randomBytes(PAGES * PS) : Buffer.from(history.at(-1)!);
       if (full) ram.fill(0, 100 * PS, 200 * PS); // zero pages: stored as index entries only
       const w = await store.beginEpoch(vmId, e, { guestRamBytes: ram.length, full });
@@ -173,6 +176,25 @@ describe("S3Store on radosgw", () => {
     expect(f1.partsFetched).toEqual([]);
     expect((await restoredRam(elsewhere, "vm1", 1)).equals(rams.get("vm1")![1]!)).toBe(true);
     await Promise.all([local.close(), elsewhere.close()]);
+  });
+
+  it("after a local compaction, pushes the new base and fetches chains that go through it", async () => {
+    const local = await localStore();
+    const rams = await writeEpochs(local, ["vm1"], 3);
+    const remote = await S3Store.open(location(), { create: true });
+    for (const e of [0, 1, 2]) await remote.push(local, e);
+    await local.compact(2); // b2 replaces e0..e2 locally; the remote keeps them
+    await writeEpochs(local, ["vm1"], 1, rams);
+    const pushed = await remote.push(local, 3);
+    expect(pushed.partsUploaded).toEqual(["vm1/b0000000000000002", "vm1/e0000000000000003"]);
+    const reader = await localStore();
+    const f = await remote.fetch(3, reader);
+    expect(f.partsFetched).toEqual(["vm1/e0000000000000003", "vm1/b0000000000000002"]);
+    expect((await restoredRam(reader, "vm1", 3)).equals(rams.get("vm1")![3]!)).toBe(true);
+    // Epoch 1, gone locally, is still whole remotely.
+    await remote.fetch(1, reader);
+    expect((await restoredRam(reader, "vm1", 1)).equals(rams.get("vm1")![1]!)).toBe(true);
+    await Promise.all([local.close(), reader.close()]);
   });
 
   it("an interrupted push is invisible, and pushing again completes it", async () => {
