@@ -64,6 +64,8 @@ Options:
       --epoch E            committed epoch to restore (default: the newest one holding the VM)
       --exec CMD           run CMD in the restored guest over SSH and print its output
       --hold               keep the VM running until interrupted
+      --lazy               lazy restore: start QEMU on empty RAM, fill pages from the store on first
+                           touch and in the background (verified); prints the loader's counters
       --image DIR          guest image directory (default build/images/guest)
       --json               print the result as one JSON object
       --log-level LEVEL    JSON log lines on stderr: debug, info, warn or error
@@ -162,6 +164,7 @@ export interface RestoreArgs {
   readonly epoch?: number;
   readonly exec?: string;
   readonly hold: boolean;
+  readonly lazy: boolean;
   readonly image?: string;
   readonly logger?: Logger;
 }
@@ -176,6 +179,7 @@ export function parseRestoreArgs(args: readonly string[]): RestoreArgs {
       epoch: { type: "string" },
       exec: { type: "string" },
       hold: { type: "boolean", default: false },
+      lazy: { type: "boolean", default: false },
       ...SHARED_OPTIONS,
     },
   });
@@ -191,6 +195,7 @@ export function parseRestoreArgs(args: readonly string[]): RestoreArgs {
     ...(values.epoch === undefined ? {} : { epoch: intOption("epoch", values.epoch, 0, 0) }),
     ...(values.exec === undefined ? {} : { exec: values.exec }),
     hold: values.hold,
+    lazy: values.lazy,
     ...(values.image === undefined ? {} : { image: values.image }),
     ...(logger === undefined ? {} : { logger }),
   };
@@ -316,6 +321,7 @@ export async function runRestoreCommand(argv: readonly string[], io: CliIo): Pro
         ...(a.epoch === undefined ? {} : { epoch: a.epoch }),
         ...(a.image === undefined ? {} : { image: a.image }),
         ...(a.logger === undefined ? {} : { logger: a.logger }),
+        lazy: a.lazy,
       });
       try {
         let exec: { stdout: string; stderr: string; code: number | null } | undefined;
@@ -323,6 +329,8 @@ export async function runRestoreCommand(argv: readonly string[], io: CliIo): Pro
           const r = await restored.vm.exec(a.exec);
           exec = { stdout: r.stdout, stderr: r.stderr, code: r.exitCode };
         }
+        // A lazy restore reports its loader once every page is in (a corrupt block rejects here).
+        const lazy = await restored.lazy?.loaded;
         const result = {
           ok: exec === undefined || exec.code === 0,
           vmId: a.vmId,
@@ -330,6 +338,8 @@ export async function runRestoreCommand(argv: readonly string[], io: CliIo): Pro
           engine: restored.engine,
           restoreMs: restored.timings.totalMs,
           timings: restored.timings,
+          ...(lazy === undefined ? {} : { lazy }),
+          ...(restored.lazyFallback === undefined ? {} : { lazyFallback: restored.lazyFallback }),
           ...(exec === undefined ? {} : { exec }),
         };
         if (a.json) {
@@ -337,8 +347,17 @@ export async function runRestoreCommand(argv: readonly string[], io: CliIo): Pro
         } else {
           io.stdout(
             `restored ${a.vmId} from epoch ${restored.epoch} (${restored.engine}) in ${restored.timings.totalMs.toFixed(0)} ms ` +
-              `(RAM ${restored.timings.ramMs.toFixed(0)} ms, QEMU + device state + SSH ${restored.timings.vmMs.toFixed(0)} ms)\n`,
+              `(RAM ${restored.timings.ramMs.toFixed(0)} ms, QEMU + device state + SSH ${restored.timings.vmMs.toFixed(0)} ms; ` +
+              `running after ${restored.timings.runningMs.toFixed(0)} ms)\n`,
           );
+          if (lazy !== undefined) {
+            io.stdout(
+              `lazy: map ${lazy.mapMs.toFixed(0)} ms, all pages in after ${lazy.loadMs.toFixed(0)} ms; ` +
+                `${lazy.faults} MISSING faults (${lazy.zeroFaults} zero) stalled ${lazy.faultStallMs.toFixed(1)} ms ` +
+                `(max ${lazy.faultMaxMs.toFixed(2)} ms); pages by fault ${lazy.pagesByFault}, by loader ${lazy.pagesByLoader}\n`,
+            );
+          }
+          if (restored.lazyFallback !== undefined) io.stdout(`restored eagerly: ${restored.lazyFallback}\n`);
           if (exec !== undefined) {
             io.stdout(exec.stdout);
             io.stderr(exec.stderr);

@@ -109,7 +109,8 @@ export async function restoreVm(options: RestoreVmOptions): Promise<RestoredVm> 
         lazyFallback = e.message;
       }
     }
-    if (lazyFallback !== undefined) logger.log("warn", "vm.lazy-fallback", { vm: vmId, epoch, reason: lazyFallback });
+    if (lazyFallback !== undefined)
+      logger.log("warn", "vm.lazy-fallback", { vm: vmId, epoch, reason: lazyFallback });
     if (lazy) {
       await writeFile(deviceStateFile, envelope.stream);
     } else if (envelope.ramIncluded) {

@@ -47,7 +47,12 @@ export async function startVmWithAgent(
   }
 }
 
-/** `restoreVm` with the agent preloaded into the new QEMU and attached. */
+/**
+ * `restoreVm` with the agent preloaded into the new QEMU and attached. A lazy restore
+ * (`options.lazy`) attaches once every page is in (one userfaultfd per range: tracking waits for
+ * the lazy loader), so the result comes back with RAM complete and tracking ready — the guest
+ * has run since `restored.timings.runningMs`.
+ */
 export async function restoreVmWithAgent(
   options: Omit<RestoreVmOptions, "overrides">,
   agentOptions: AgentVmOptions = {},
@@ -59,6 +64,7 @@ export async function restoreVmWithAgent(
       ...options,
       overrides: { preload: agentLibraryPath(), env: { VPC_DIRTY_LOG_SOCKET: agentDir.socketPath } },
     });
+    await restored.lazy?.loaded;
     return { ...(await attachTo(restored.vm, agentDir, agentOptions, options.logger)), restored };
   } catch (e) {
     await restored?.vm.shutdown().catch(() => undefined);
