@@ -108,6 +108,10 @@ export interface PortInfo {
   /** Epoch being flipped to, while a checkpoint is in progress. */
   flippingTo: number | undefined;
   heldNow: number;
+  /** Bytes of the held frames (a caller applies backpressure on it). */
+  heldBytes: number;
+  /** Bytes the port sent while flipping, waiting to be forwarded with the old colour. */
+  ingressBytes: number;
   counters: PortCounters;
 }
 
@@ -125,7 +129,9 @@ interface VmPort {
   baseEpoch: number;
   flippingTo: number | undefined;
   ingressQueue: Uint8Array[];
+  ingressBytes: number;
   held: HeldFrame[];
+  heldBytes: number;
   /** Channel logs not yet taken, by epoch. */
   logs: Map<number, ChannelLogRecord[]>;
   /** Highest epoch whose log was taken; later frames for it are counted as late. */
@@ -197,7 +203,9 @@ export class SwitchCore {
       baseEpoch: epoch,
       flippingTo: undefined,
       ingressQueue: [],
+      ingressBytes: 0,
       held: [],
+      heldBytes: 0,
       logs: new Map(),
       sealedThrough: epoch,
       counters: { rxFrames: 0, txFrames: 0, heldFrames: 0, loggedFrames: 0, droppedFrames: 0 },
@@ -240,6 +248,8 @@ export class SwitchCore {
       epoch: p.epoch,
       flippingTo: p.flippingTo,
       heldNow: p.held.length,
+      heldBytes: p.heldBytes,
+      ingressBytes: p.ingressBytes,
       counters: { ...p.counters },
     };
   }
@@ -273,6 +283,7 @@ export class SwitchCore {
     if (p.flippingTo !== undefined) {
       // Sent before the pause: keeps the old colour, forwarded when the flip completes.
       p.ingressQueue.push(frame.slice());
+      p.ingressBytes += frame.length;
       return [];
     }
     const out: SwitchAction[] = [];
@@ -415,7 +426,9 @@ export class SwitchCore {
       p.sealedThrough = epoch;
       p.flippingTo = undefined;
       p.ingressQueue = [];
+      p.ingressBytes = 0;
       p.held = [];
+      p.heldBytes = 0;
       p.logs.clear();
     }
     for (const t of this.#tunnels.values()) t.remoteMark = undefined;
@@ -500,11 +513,12 @@ export class SwitchCore {
     if (p.flippingTo !== undefined || colour > p.epoch) {
       p.counters.heldFrames++;
       if (p.held.length >= this.#maxHeld) {
-        p.held.shift();
+        p.heldBytes -= p.held.shift()?.frame.length ?? 0;
         p.counters.droppedFrames++;
         this.#counters.heldDroppedFrames++;
       }
       p.held.push({ frame: frame.slice(), senderPort, senderEpoch: colour, receivedAt });
+      p.heldBytes += frame.length;
       return;
     }
     if (colour < p.epoch) this.#log(p, senderPort, colour, frame, receivedAt);
@@ -526,6 +540,7 @@ export class SwitchCore {
     const oldEpoch = p.epoch;
     const queued = p.ingressQueue;
     p.ingressQueue = [];
+    p.ingressBytes = 0;
     p.epoch = epoch;
     p.flippingTo = undefined;
     for (const f of queued) this.#forward(p.id, true, oldEpoch, f, out);
@@ -540,6 +555,7 @@ export class SwitchCore {
         still.push(h);
         continue;
       }
+      p.heldBytes -= h.frame.length;
       if (h.senderEpoch < p.epoch) this.#log(p, h.senderPort, h.senderEpoch, h.frame, h.receivedAt);
       p.counters.txFrames++;
       out.push({ type: "deliver", portId: p.id, frame: h.frame });

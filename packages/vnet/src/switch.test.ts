@@ -176,6 +176,22 @@ describe("VnetSwitch with QEMU-like peers on unix sockets", () => {
     expect(sw.stats().ports.find((p) => p.id === "b")).toMatchObject({ epoch: 0, unreadAtStop: 1 });
   });
 
+  it("pauses a sender while frames held for another port pass highWaterBytes, instead of dropping", async () => {
+    const { sw, qa, qb } = await twoVms(makeSwitch({ highWaterBytes: 4096, maxHeldFramesPerPort: 100 }));
+    sw.flipEpoch("a", 0); // a's frames are colour 0: held for b (epoch -1) until b's checkpoint
+    const frames = 400;
+    for (let i = 0; i < frames; i++) qa.send(ethFrame(B, A, 1500, i & 0xff));
+    const rx = () => sw.stats().ports.find((p) => p.id === "a")!.counters.rxFrames;
+    for (let last = -1; rx() !== last; ) {
+      last = rx();
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(rx()).toBeLessThan(frames); // a was paused, not read to the end
+    sw.flipEpoch("b", 0);
+    for (let i = 0; i < frames; i++) expect(tag(await qb.next())).toBe(i & 0xff);
+    expect(sw.drops().total).toBe(0);
+  });
+
   it("counts frames dropped for a port without QEMU and for a full hold queue", async () => {
     const sw = makeSwitch({ maxHeldFramesPerPort: 1 });
     const { qa } = await twoVms(sw);

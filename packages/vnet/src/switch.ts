@@ -186,6 +186,8 @@ export class VnetSwitch {
   readonly #waiters = new Set<Waiter>();
   readonly #events = new EventHub<VnetEvent>();
   readonly #dirty = new Set<Conn>();
+  /** Connections paused because held or flipping frames passed `highWaterBytes` (see #holdPressure). */
+  readonly #holdBlocked = new Set<Conn>();
   readonly #sweep: NodeJS.Timeout;
   #closed = false;
 
@@ -245,6 +247,7 @@ export class VnetSwitch {
     this.#servers.delete(port.server);
     await unlink(port.path).catch(() => undefined);
     this.#run(this.#core.removePort(id));
+    this.#releaseHoldBlocked();
     this.#checkWaiters();
   }
 
@@ -268,7 +271,9 @@ export class VnetSwitch {
     const port = this.#port(portId);
     this.#core.beginFlip(portId, epoch);
     try {
-      const [delivered] = await Promise.all([this.#awaitRead(port), this.#readUntilEmpty(port)]);
+      const delivered = await this.#awaitRead(port);
+      // Room in the socket for QEMU's flush at `stop`; from here the port is read unpaused.
+      await this.#keepReading(port);
       await pause();
       await this.#readUntilEmpty(port);
       if (!delivered) {
@@ -277,11 +282,13 @@ export class VnetSwitch {
       }
     } catch (e) {
       if (this.#core.hasPort(portId)) this.#run(this.#core.abortFlip(portId));
+      this.#releaseHoldBlocked();
       throw e;
     } finally {
       if (port.conn !== undefined) port.conn.keepReading = false;
     }
     this.#run(this.#core.completeFlip(portId));
+    this.#releaseHoldBlocked();
     this.#checkWaiters();
   }
 
@@ -289,6 +296,7 @@ export class VnetSwitch {
   flipEpoch(portId: string, epoch: number): void {
     this.#checkOpen();
     this.#run(this.#core.flip(portId, epoch));
+    this.#releaseHoldBlocked();
     this.#checkWaiters();
   }
 
@@ -347,6 +355,7 @@ export class VnetSwitch {
     this.#checkOpen();
     for (const p of this.#ports.values()) p.replay = [];
     this.#run(this.#core.reset(epoch));
+    this.#releaseHoldBlocked();
   }
 
   // ---- tunnels -----------------------------------------------------------------------------
@@ -500,6 +509,7 @@ export class VnetSwitch {
         return;
       }
       for (const f of frames) this.#run(this.#core.fromPort(portId, f), conn);
+      this.#holdPressure(conn);
       this.#flush();
     });
     socket.on("close", () => {
@@ -562,6 +572,7 @@ export class VnetSwitch {
             }
           } else if (msg.type === "frame") {
             this.#run(this.#core.fromTunnel(tunnel.id, msg.epoch, msg.frame), conn);
+            this.#holdPressure(conn);
           } else if (msg.type === "mark") {
             this.#core.markFromTunnel(tunnel.id, msg.epoch);
             this.#checkWaiters();
@@ -690,9 +701,42 @@ export class VnetSwitch {
     socket.on("close", () => {
       this.#sockets.delete(socket);
       this.#dirty.delete(conn);
+      this.#holdBlocked.delete(conn);
       unblock();
     });
     return conn;
+  }
+
+  /**
+   * Frames that wait inside the switch (held for a port, or sent by a flipping port) are not on
+   * any connection, so they do not pause their sender through `highWaterBytes`; past it they
+   * would overflow the hold queue, or `dropBytes` when released all at once. So: once any port
+   * has more than `highWaterBytes` waiting, the connection that just delivered is paused until a
+   * flip ends (then it resumes, and is paused again if still needed).
+   */
+  #holdPressure(source: Conn): void {
+    if (source.keepReading || this.#holdBlocked.has(source)) return;
+    for (const p of this.#core.ports()) {
+      if (p.heldBytes + p.ingressBytes > this.#highWater) {
+        this.#holdBlocked.add(source);
+        source.socket.pause();
+        return;
+      }
+    }
+  }
+
+  #releaseHoldBlocked(): void {
+    for (const c of this.#holdBlocked) c.socket.resume();
+    this.#holdBlocked.clear();
+  }
+
+  /** Reads the port's socket from now on regardless of backpressure, and lets one poll phase run. */
+  async #keepReading(port: PortState): Promise<void> {
+    const conn = port.conn;
+    if (conn === undefined) return;
+    conn.keepReading = true;
+    conn.socket.resume();
+    for (let i = 0; i < 2; i++) await new Promise<void>((r) => setImmediate(r));
   }
 
   /**
