@@ -3,7 +3,8 @@
 // Needs an S3 endpoint: VPC_S3_ENDPOINT, VPC_S3_ACCESS_KEY, VPC_S3_SECRET_KEY (VPC_S3_REGION), or
 // STORE_ENV=<file> with those lines (scripts/store.sh up writes $STORE_DIR/s3.env; default
 // /var/tmp/vpc-store/s3.env). Env: BENCH_RAM_MIB (guest size, default 256), BENCH_EPOCHS (increments
-// after the full image, default 4), BENCH_DIRTY_MIB (pages written per increment, default 16).
+// after the full image, default 4), BENCH_DIRTY_MIB (pages written per increment, default 16),
+// BENCH_VMS (guests per epoch, default 1), BENCH_PARALLEL (S3Store parallelVms, default 2).
 //
 // Per epoch: the local commit (beginEpoch → commitGlobal, fsync on) and the remote one (push after
 // the local commit, by a Replicator), both timed from the epoch's start, as `durableMs` would be;
@@ -19,6 +20,8 @@ const PS = 4096;
 const RAM = Number(process.env.BENCH_RAM_MIB ?? 256) * MiB;
 const EPOCHS = Number(process.env.BENCH_EPOCHS ?? 4);
 const DIRTY = Number(process.env.BENCH_DIRTY_MIB ?? 16) * MiB;
+const VMS = Array.from({ length: Number(process.env.BENCH_VMS ?? 1) }, (_, i) => `vm${i}`);
+const PARALLEL = Number(process.env.BENCH_PARALLEL ?? 2);
 
 function endpoint() {
   if (process.env.VPC_S3_ENDPOINT) return process.env;
@@ -51,7 +54,7 @@ try {
       bucket: `vpc-bench-${process.pid}`,
       prefix: "bench/",
     },
-    { create: true },
+    { create: true, parallelVms: PARALLEL },
   );
   const replicator = new Replicator(local, remote);
   // Guest-like RAM: a quarter zero pages (index entries only), the rest incompressible.
@@ -62,24 +65,30 @@ try {
   for (let e = 0; e <= EPOCHS; e++) {
     const t0 = performance.now();
     const full = e === 0;
-    const w = await local.beginEpoch("vm", e, { guestRamBytes: RAM, full });
-    if (full) await w.writeRange(ram, 0, RAM / PS);
-    else {
-      const n = DIRTY / PS;
-      const first = (RAM / 4 / PS + e * 997) % (RAM / PS - n);
-      const data = Buffer.allocUnsafe(DIRTY);
-      randomFillSync(data);
-      await w.writePages(Uint32Array.from({ length: n }, (_, i) => first + i), data);
+    let bytes = 0;
+    for (const vmId of VMS) {
+      const w = await local.beginEpoch(vmId, e, { guestRamBytes: RAM, full });
+      if (full) await w.writeRange(ram, 0, RAM / PS);
+      else {
+        const n = DIRTY / PS;
+        const first = (RAM / 4 / PS + e * 997) % (RAM / PS - n);
+        const data = Buffer.allocUnsafe(DIRTY);
+        randomFillSync(data);
+        await w.writePages(
+          Uint32Array.from({ length: n }, (_, i) => first + i),
+          data,
+        );
+      }
+      w.setDeviceState(Buffer.alloc(64 << 10, e));
+      bytes += (await w.commit()).bytes;
     }
-    w.setDeviceState(Buffer.alloc(64 << 10, e));
-    const info = await w.commit();
-    await local.commitGlobal(e, ["vm"]);
+    await local.commitGlobal(e, VMS);
     const localMs = performance.now() - t0;
     const r = await replicator.replicate(e, t0);
     rows.push({
       epoch: e,
       part: full ? "full" : "increment",
-      bytes: info.bytes,
+      bytes,
       localDurableMs: Math.round(localMs),
       s3DurableMs: Math.round(r.durableMs),
       upload: rate(r.bytesUploaded, r.durationMs),
@@ -89,11 +98,11 @@ try {
   const there = await CheckpointStore.open(join(root, "fetched"), { create: true });
   const f = await remote.fetch(EPOCHS, there);
   const t1 = performance.now();
-  const restored = await there.restoreRam("vm", EPOCHS, join(root, "vm.ram"));
+  const restored = await there.restoreRam(VMS[0], EPOCHS, join(root, "vm.ram"));
   const restoreMs = performance.now() - t1;
   console.log(
-    `fetch of epoch ${EPOCHS} (${f.partsFetched.length} parts, ${(f.bytesFetched / MiB).toFixed(0)} MiB): ` +
-      `${f.durationMs.toFixed(0)} ms, ${rate(f.bytesFetched, f.durationMs)}; restore from the fetched copy ` +
+    `${VMS.length} VM(s), parallelVms ${PARALLEL}: fetch of epoch ${EPOCHS} (${f.partsFetched.length} parts, ${(f.bytesFetched / MiB).toFixed(0)} MiB): ` +
+      `${f.durationMs.toFixed(0)} ms, ${rate(f.bytesFetched, f.durationMs)}; restore of one VM from the fetched copy ` +
       `${restoreMs.toFixed(0)} ms (chain ${restored.chainLength})`,
   );
   await Promise.all([local.close(), there.close()]);

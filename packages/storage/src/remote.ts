@@ -81,6 +81,11 @@ export interface RemoteOpenOptions {
    * checked before the upload starts (see README, limits).
    */
   singlePutMaxBytes?: number;
+  /**
+   * VMs pushed or fetched at once (default 2); each holds one file in memory while it goes up.
+   * One VM's parts always go in order.
+   */
+  parallelVms?: number;
 }
 
 export interface PushResult {
@@ -131,11 +136,13 @@ export class S3Store {
   readonly #client: Client;
   readonly #prefix: string;
   readonly #singlePutMax: number;
+  readonly #parallelVms: number;
 
   private constructor(location: S3Location, opts: RemoteOpenOptions) {
     this.location = { ...location };
     this.#prefix = normalizePrefix(location.prefix);
     this.#singlePutMax = opts.singlePutMaxBytes ?? DEFAULT_SINGLE_PUT_MAX;
+    this.#parallelVms = opts.parallelVms ?? 2;
     const url = parseEndpoint(location.endpoint);
     this.#client = new Client({
       endPoint: url.hostname,
@@ -155,6 +162,10 @@ export class S3Store {
     const max = opts.singlePutMaxBytes ?? DEFAULT_SINGLE_PUT_MAX;
     if (!Number.isInteger(max) || max < 5 * MIB || max > 5 * 1024 * MIB) {
       throw new StoreArgumentError(`singlePutMaxBytes ${max} must be 5 MiB … 5 GiB`);
+    }
+    const parallel = opts.parallelVms ?? 2;
+    if (!Number.isInteger(parallel) || parallel < 1) {
+      throw new StoreArgumentError(`parallelVms ${parallel} must be a positive integer`);
     }
     const s = new S3Store(location, opts);
     const bucket = s.location.bucket;
@@ -245,26 +256,31 @@ export class S3Store {
       }
       await hooks.afterObject?.(key);
     };
-    for (const { vmId } of gm.vms) {
-      const chain = await local.describeChain(vmId, epoch);
-      // Newest first: stop at the first part already stored (its parents went up before it).
-      const missing: typeof chain = [];
-      for (const part of chain) {
-        if (await this.#statIfExists(partKey(this.#prefix, vmId, part.name, "manifest"))) break;
-        missing.push(part);
-      }
-      for (const part of missing.reverse()) {
-        const mPath = join(part.dir, "manifest");
-        const mBytes = await io("read", mPath, () => readFile(mPath));
-        const manifest = decodeVmManifest(mBytes, { path: mPath, vmId, epoch: part.epoch });
-        for (const name of PART_FILES) {
-          const bytes = await readCheckedFile(part.dir, name, manifest);
-          await upload(partKey(this.#prefix, vmId, part.name, name), bytes);
+    await eachLimited(
+      gm.vms.map((v) => v.vmId),
+      this.#parallelVms,
+      async (vmId) => {
+        const chain = await local.describeChain(vmId, epoch);
+        // Newest first: stop at the first part already stored (its parents went up before it).
+        const missing: typeof chain = [];
+        for (const part of chain) {
+          if (await this.#statIfExists(partKey(this.#prefix, vmId, part.name, "manifest"))) break;
+          missing.push(part);
         }
-        await upload(partKey(this.#prefix, vmId, part.name, "manifest"), mBytes);
-        result.partsUploaded.push(`${vmId}/${part.name}`);
-      }
-    }
+        for (const part of missing.reverse()) {
+          const mPath = join(part.dir, "manifest");
+          const mBytes = await io("read", mPath, () => readFile(mPath));
+          const manifest = decodeVmManifest(mBytes, { path: mPath, vmId, epoch: part.epoch });
+          for (const name of PART_FILES) {
+            const bytes = await readCheckedFile(part.dir, name, manifest);
+            await upload(partKey(this.#prefix, vmId, part.name, name), bytes);
+          }
+          await upload(partKey(this.#prefix, vmId, part.name, "manifest"), mBytes);
+          result.partsUploaded.push(`${vmId}/${part.name}`);
+        }
+      },
+    );
+    result.partsUploaded.sort();
     if (await this.#putOnce(gKey, gmBytes, "commit")) {
       result.objectsUploaded++;
       result.bytesUploaded += gmBytes.length;
@@ -301,7 +317,7 @@ export class S3Store {
       bytesFetched: gmBytes.length,
       durationMs: 0,
     };
-    for (const vmId of wanted) {
+    await eachLimited(wanted, this.#parallelVms, async (vmId) => {
       const ref = gm.vms.find((v) => v.vmId === checkVmId(vmId));
       if (!ref) throw new StoreNotFoundError(`${vmId} is not part of remote epoch ${epoch}`, { vmId, epoch });
       let partEpoch = epoch;
@@ -322,7 +338,7 @@ export class S3Store {
         hash = part.parentManifestHash;
         partEpoch = part.parentEpoch;
       }
-    }
+    });
     const dir = join(into.dir, EPOCHS_DIR);
     const final = join(dir, globalName(epoch));
     const have = await readIfExists(final);
@@ -564,6 +580,26 @@ export class S3Store {
       throw s3Error(op, url, e);
     }
   }
+}
+
+/** Runs `fn` over `items`, at most `limit` at a time; waits for all, then throws the first failure. */
+async function eachLimited<T>(
+  items: readonly T[],
+  limit: number,
+  fn: (item: T) => Promise<void>,
+): Promise<void> {
+  let next = 0;
+  const failures: unknown[] = [];
+  const worker = async (): Promise<void> => {
+    while (next < items.length) {
+      const item = items[next++]!;
+      await fn(item).catch((e: unknown) => {
+        failures.push(e);
+      });
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  if (failures.length > 0) throw failures[0];
 }
 
 function parseEndpoint(endpoint: string): URL {
