@@ -208,7 +208,15 @@ status() {
       ok=1
     fi
   done
-  [ ! -f "$ENV_FILE" ] || cat "$ENV_FILE"
+  if [ -f "$ENV_FILE" ]; then
+    local endpoint
+    endpoint=$(sed -n 's/^VPC_S3_ENDPOINT=//p' "$ENV_FILE")
+    if rgw_answers "$endpoint"; then echo "S3: answering at $endpoint"; else
+      echo "S3: not answering at $endpoint"
+      ok=1
+    fi
+    cat "$ENV_FILE"
+  fi
   return $ok
 }
 
