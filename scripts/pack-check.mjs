@@ -182,6 +182,8 @@ function main() {
   );
   const byName = new Map(packed.map((p) => [p.name, p]));
   for (const pkg of packages) checkTarball(pkg, byName.get(pkg.manifest.name), publicNames);
+  // A tarball without its build would only fail later as "no declaration file": say so here.
+  if (problems.length > 0) throw new Error(`tarballs:\n${problems.map((p) => `  ${p}`).join("\n")}`);
 
   const project = join(tmp, "project");
   mkdirSync(join(project, "examples"), { recursive: true });
