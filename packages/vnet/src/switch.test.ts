@@ -193,10 +193,11 @@ describe("VnetSwitch with QEMU-like peers on unix sockets", () => {
   });
 
   it("counts frames dropped for a port without QEMU and for a full hold queue", async () => {
-    const sw = makeSwitch({ maxHeldFramesPerPort: 1 });
+    const sw = makeSwitch({ maxHeldFramesPerPort: 1, dropBytes: 100 });
     const { qa } = await twoVms(sw);
     await sw.addPort({ id: "c", path: join(dir, "c.sock"), epoch: -1 }); // no QEMU connected
-    qa.send(ethFrame(BROADCAST, A, 60, 1)); // to b and to c (dropped)
+    qa.send(ethFrame(BROADCAST, A, 60, 1)); // to b, and kept for c
+    qa.send(ethFrame(BROADCAST, A, 60, 1)); // c would keep 120 bytes > dropBytes: dropped
     await until(() => sw.drops().noQemu === 1);
     await sw.removePort("c"); // counted drops outlive the port
     sw.flipEpoch("a", 0);
@@ -253,6 +254,25 @@ describe("VnetSwitch with QEMU-like peers on unix sockets", () => {
     expect(sw.replay("b", blob)).toBe(1);
     const qb2 = await qemu(join(dir, "b.sock"));
     expect(tag(await qb2.next())).toBe(7);
+  });
+
+  it("keeps frames for a port until its QEMU connects, after the replayed ones", async () => {
+    const { sw, qa, qb } = await twoVms();
+    sw.flipEpoch("b", 0);
+    qa.send(ethFrame(B, A, 60, 7)); // in transit across b's cut: logged
+    expect(tag(await qb.next())).toBe(7);
+    sw.flipEpoch("a", 0);
+    const blob = await sw.channelLog("b", 0);
+    const gone = sw.events(["port-disconnected"]);
+    await qb.close();
+    await gone.next();
+    sw.reset(0); // restore: a is back first and sends before b's QEMU is there
+    sw.replay("b", blob);
+    qa.send(ethFrame(B, A, 60, 8));
+    await until(() => sw.stats().ports.find((p) => p.id === "b")!.counters.txFrames >= 3);
+    const qb2 = await qemu(join(dir, "b.sock"));
+    expect([tag(await qb2.next()), tag(await qb2.next())]).toEqual([7, 8]);
+    expect(sw.drops().total).toBe(0);
   });
 
   it("removes its socket files on close", async () => {

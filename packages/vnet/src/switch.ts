@@ -147,6 +147,13 @@ interface PortState {
   conn: Conn | undefined;
   /** Replayed frames waiting for QEMU to connect. */
   replay: Uint8Array[];
+  /**
+   * Frames switched to the port while no QEMU was connected (a VM still booting or being
+   * restored while the others already run), sent after the replay when it connects; up to
+   * `dropBytes`, beyond which they are dropped (`noQemu`).
+   */
+  waiting: Uint8Array[];
+  waitingBytes: number;
   unsent: number;
   unreadAtStop: number;
 }
@@ -224,6 +231,8 @@ export class VnetSwitch {
       server,
       conn: undefined,
       replay: [],
+      waiting: [],
+      waitingBytes: 0,
       unsent: 0,
       unreadAtStop: 0,
     };
@@ -353,7 +362,11 @@ export class VnetSwitch {
   /** Whole-cluster restore: every port to `epoch`, held frames and logs dropped (see SwitchCore.reset). */
   reset(epoch: number): void {
     this.#checkOpen();
-    for (const p of this.#ports.values()) p.replay = [];
+    for (const p of this.#ports.values()) {
+      p.replay = [];
+      p.waiting = [];
+      p.waitingBytes = 0;
+    }
     this.#run(this.#core.reset(epoch));
     this.#releaseHoldBlocked();
   }
@@ -517,9 +530,11 @@ export class VnetSwitch {
       port.conn = undefined;
       this.#events.emit({ type: "port-disconnected", portId });
     });
-    if (port.replay.length > 0) {
-      conn.out.push(...port.replay);
+    if (port.replay.length > 0 || port.waiting.length > 0) {
+      conn.out.push(...port.replay, ...port.waiting);
       port.replay = [];
+      port.waiting = [];
+      port.waitingBytes = 0;
       this.#dirty.add(conn);
       this.#flushVm(conn);
     }
@@ -626,11 +641,16 @@ export class VnetSwitch {
       if (a.type === "deliver") {
         port = this.#ports.get(a.portId);
         target = port?.conn;
-        if (port !== undefined && target === undefined) {
-          port.unsent++;
-          this.#drops.noQemu++;
-        }
         bytes = a.frame;
+        if (port !== undefined && target === undefined) {
+          if (port.waitingBytes + bytes.length <= this.#dropBytes) {
+            port.waiting.push(bytes.slice());
+            port.waitingBytes += bytes.length;
+          } else {
+            port.unsent++;
+            this.#drops.noQemu++;
+          }
+        }
       } else {
         target = this.#tunnels.get(a.tunnelId)?.conn;
         bytes = a.type === "tunnel-frame" ? encodeTunnelFrame(a.epoch, a.frame) : encodeTunnelMark(a.epoch);
