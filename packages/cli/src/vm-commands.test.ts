@@ -50,7 +50,9 @@ describe("parseRestoreArgs", () => {
       epoch: 4,
       exec: "uptime",
       hold: false,
+      lazy: false,
     });
+    expect(parseRestoreArgs(["--store", "s", "--lazy"]).lazy).toBe(true);
   });
 
   it("rejects a missing store and a negative epoch", () => {

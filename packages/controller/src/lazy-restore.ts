@@ -37,9 +37,15 @@ export interface LazyRam {
   readonly fill: (ramPath: string, qemuPid: number) => Promise<void>;
   /**
    * Resolves once every page is in; rejects with a CheckpointError naming the store file and offset
-   * if a block fails verification (QEMU is killed first). Call after `fill` succeeded.
+   * if a block fails verification (QEMU is killed first), or if the agent is lost. Call after
+   * `fill` succeeded.
    */
   readonly loaded: () => Promise<LazyRestoreStats>;
+  /**
+   * After the restore itself failed: the verification failure behind it (QEMU was killed for it),
+   * if the load failed within `waitMs`; else undefined (the restore's own error stands).
+   */
+  readonly verificationFailure: (waitMs: number) => Promise<CheckpointError | undefined>;
 }
 
 const STATUS_WAIT_MS = 30_000;
@@ -59,14 +65,53 @@ export async function prepareLazyRam(o: {
   const mapPath = join(o.scratch, "lazy-map");
   await writeLazyMap(mapPath, location);
   const mapMs = performance.now() - t0;
-  let client: DirtyLogClient | undefined;
-  let qemu = 0;
-  let loadStart = 0;
+  let monitor: Promise<LazyRestoreStats> | undefined;
+  let failure: CheckpointError | undefined;
+  /** Follows the load from `lazyLoad` to its end, so that a failure ends QEMU even mid-restore. */
+  const follow = async (client: DirtyLogClient, qemu: number, t1: number): Promise<LazyRestoreStats> => {
+    let st: LazyStatus;
+    try {
+      do st = await client.lazyStatus({ waitMs: STATUS_WAIT_MS });
+      while (!st.done && !st.failed);
+    } catch (cause) {
+      throw new CheckpointError("lazy-restore", `lost the agent during the lazy load: ${messageOf(cause)}`, {
+        vmId: o.vmId,
+        cause,
+      });
+    } finally {
+      await client.close().catch(() => undefined);
+    }
+    if (st.failed) {
+      // Unverified pages are never served, so the guest is stuck on them: end it, say where.
+      killQuietly(qemu);
+      const path = location.files.find((f) => st.error?.message.includes(f));
+      failure = new CheckpointError("lazy-restore", `${o.vmId}: ${st.error?.message ?? "lazy load failed"}`, {
+        vmId: o.vmId,
+        ...(path === undefined ? {} : { path }),
+      });
+      o.logger.log("error", "vm.lazy-failed", { vm: o.vmId, epoch: o.epoch, error: failure.message });
+      throw failure;
+    }
+    const stats: LazyRestoreStats = {
+      mapMs,
+      loadMs: (st.doneNs - st.startNs) / 1e6,
+      faults: st.faults,
+      zeroFaults: st.zeroFaults,
+      faultStallMs: st.faultNs / 1e6,
+      faultMaxMs: st.faultMaxNs / 1e6,
+      pagesByFault: st.pagesByFault,
+      pagesByLoader: st.pagesByLoader,
+      blocks: st.blocks,
+      bytesRead: st.bytesRead,
+      prefilled: st.prefilled,
+    };
+    o.logger.log("info", "vm.lazy-loaded", { vm: o.vmId, ...stats, sinceFillMs: performance.now() - t1 });
+    return stats;
+  };
   return {
     fill: async (ramPath, qemuPid) => {
-      qemu = qemuPid;
-      client = await DirtyLogClient.connect(o.agentSocket, { timeoutMs: 10_000 });
-      loadStart = performance.now();
+      const client = await DirtyLogClient.connect(o.agentSocket, { timeoutMs: 10_000 });
+      const t1 = performance.now();
       try {
         const r = await client.lazyLoad({ memPath: ramPath, mapPath });
         o.logger.log("info", "vm.lazy-load", { vm: o.vmId, epoch: o.epoch, ...r, mapMs });
@@ -77,53 +122,17 @@ export async function prepareLazyRam(o: {
           cause,
         });
       }
+      monitor = follow(client, qemuPid, t1);
+      // Awaited by loaded() or verificationFailure(); a caller may await neither.
+      monitor.catch(() => undefined);
     },
-    loaded: async () => {
-      if (!client) throw new CheckpointError("lazy-restore", "loaded() before fill()", { vmId: o.vmId });
-      let st: LazyStatus;
-      try {
-        do st = await client.lazyStatus({ waitMs: STATUS_WAIT_MS });
-        while (!st.done && !st.failed);
-      } catch (cause) {
-        throw new CheckpointError(
-          "lazy-restore",
-          `lost the agent during the lazy load: ${messageOf(cause)}`,
-          {
-            vmId: o.vmId,
-            cause,
-          },
-        );
-      } finally {
-        await client.close().catch(() => undefined);
-      }
-      if (st.failed) {
-        // Unverified pages are never served, so the guest is stuck on them: end it, say where.
-        killQuietly(qemu);
-        const path = location.files.find((f) => st.error?.message.includes(f));
-        throw new CheckpointError("lazy-restore", `${o.vmId}: ${st.error?.message ?? "lazy load failed"}`, {
-          vmId: o.vmId,
-          ...(path === undefined ? {} : { path }),
-        });
-      }
-      const stats: LazyRestoreStats = {
-        mapMs,
-        loadMs: (st.doneNs - st.startNs) / 1e6,
-        faults: st.faults,
-        zeroFaults: st.zeroFaults,
-        faultStallMs: st.faultNs / 1e6,
-        faultMaxMs: st.faultMaxNs / 1e6,
-        pagesByFault: st.pagesByFault,
-        pagesByLoader: st.pagesByLoader,
-        blocks: st.blocks,
-        bytesRead: st.bytesRead,
-        prefilled: st.prefilled,
-      };
-      o.logger.log("info", "vm.lazy-loaded", {
-        vm: o.vmId,
-        ...stats,
-        sinceFillMs: performance.now() - loadStart,
-      });
-      return stats;
+    loaded: () =>
+      monitor ??
+      Promise.reject(new CheckpointError("lazy-restore", "loaded() before fill()", { vmId: o.vmId })),
+    verificationFailure: async (waitMs) => {
+      if (!monitor) return undefined;
+      await Promise.race([monitor.catch(() => undefined), new Promise((r) => setTimeout(r, waitMs).unref())]);
+      return failure;
     },
   };
 }

@@ -133,6 +133,9 @@ export async function restoreVm(options: RestoreVmOptions): Promise<RestoredVm> 
       ...(options.runRoot === undefined ? {} : { runRoot: options.runRoot }),
       ...(options.qemuBinary === undefined ? {} : { qemuBinary: options.qemuBinary }),
       ...(options.logger === undefined ? {} : { logger: options.logger }),
+    }).catch(async (e: unknown) => {
+      // A block that failed verification kills QEMU mid-restore: name it, not the exit it caused.
+      throw (await lazy?.verificationFailure(2000)) ?? e;
     });
     const tEnd = performance.now();
     const runningMs = tRam - t0 + vm.timings.totalMs - vm.timings.sshMs;
@@ -141,8 +144,8 @@ export async function restoreVm(options: RestoreVmOptions): Promise<RestoredVm> 
       const agentDir = ownAgentDir;
       ownAgentDir = undefined;
       loaded = lazy.loaded().finally(() => agentDir?.remove());
-      // The caller may never wait for it; a failure is logged and has already ended the VM.
-      loaded.catch((e: unknown) => logger.log("error", "vm.lazy-failed", { vm: vmId, error: String(e) }));
+      // The caller may never wait for it; a failure has been logged and has ended the VM.
+      loaded.catch(() => undefined);
     }
     return {
       vm,
