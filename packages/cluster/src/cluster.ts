@@ -9,10 +9,10 @@
  * restore uses it: cluster-manifest.ts). Host stores hold the data.
  */
 import { randomBytes } from "node:crypto";
-import { appendFile, mkdir, open, readdir, readFile, rename, writeFile } from "node:fs/promises";
+import { appendFile, mkdir, readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { ExecResult } from "@vpc/controller";
-import { type Logger, silentLogger } from "@vpc/controller";
+import { type Logger, silentLogger, writeFileDurable } from "@vpc/controller";
 import {
   CLUSTER_MANIFEST_FORMAT,
   type ClusterManifest,
@@ -325,16 +325,7 @@ export class Cluster {
       hosts: reports.map((r) => ({ hostId: r.hostId, vms: r.vms.map((v) => v.vmId) })),
       committedAt: new Date().toISOString(),
     });
-    const fh = await open(`${path}.tmp`, "w", 0o600);
-    try {
-      await fh.writeFile(text);
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await rename(`${path}.tmp`, path);
-    const dfh = await open(dir, "r");
-    await dfh.sync().finally(() => dfh.close());
+    await writeFileDurable(path, text, { mode: 0o600 });
   }
 
   /** One global checkpoint; resolves with its metrics, rejects with `EpochAbortedError`. */

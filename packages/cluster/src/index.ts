@@ -1,4 +1,4 @@
-export { runHostAgent } from "./agent/main.js";
+export { agentGuestImageDir, runHostAgent } from "./agent/main.js";
 export {
   Cluster,
   type ClusterOptions,

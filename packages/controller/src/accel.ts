@@ -5,12 +5,13 @@
  */
 import { execFile } from "node:child_process";
 import { constants } from "node:fs";
-import { access, mkdir, readFile, rename, writeFile } from "node:fs/promises";
+import { access, mkdir, readFile } from "node:fs/promises";
 import { homedir, hostname, release } from "node:os";
 import { dirname, join } from "node:path";
 import { promisify } from "node:util";
 import type { GuestImage } from "./guest-image.js";
 import type { AccelOption } from "./internal/config.js";
+import { writeFileDurable } from "./internal/durable-write.js";
 import type { Accel } from "./internal/qemu-args.js";
 import type { Logger } from "./logger.js";
 
@@ -88,9 +89,7 @@ export async function probeKvm(ctx: AccelContext): Promise<ProbeRecord> {
   ctx.logger.log("info", "accel.probed", { ...record });
   cache[key] = record;
   await mkdir(dirname(cacheFile), { recursive: true });
-  const tmp = `${cacheFile}.${process.pid}.tmp`;
-  await writeFile(tmp, `${JSON.stringify(cache, null, 2)}\n`);
-  await rename(tmp, cacheFile);
+  await writeFileDurable(cacheFile, `${JSON.stringify(cache, null, 2)}\n`);
   return record;
 }
 

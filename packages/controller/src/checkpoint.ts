@@ -7,12 +7,13 @@
  *   DIR/device-state   QEMU migration stream with x-ignore-shared (no shared RAM)
  *   DIR/checkpoint.json  { format: "vpc-full-checkpoint/1", vm, ramBytes, deviceStateBytes, timings, createdAt }
  *
- * checkpoint.json is written last (temp file + rename): a directory without it is incomplete.
+ * checkpoint.json is written last (writeFileDurable): a directory without it is incomplete.
  */
-import { copyFile, mkdir, open, readFile, rename, stat, writeFile } from "node:fs/promises";
+import { copyFile, mkdir, open, readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { CheckpointError } from "./errors.js";
 import type { VmConfig } from "./internal/config.js";
+import { writeFileDurable } from "./internal/durable-write.js";
 import type { DeviceStateTransport, RestoreOptions, Vm } from "./vm.js";
 
 export const CHECKPOINT_FORMAT = "vpc-full-checkpoint/1";
@@ -80,10 +81,10 @@ export async function takeFullCheckpoint(
     createdAt: new Date().toISOString(),
   };
   const { dir: _d, ramFile: _r, deviceStateFile: _s, ...stored } = checkpoint;
-  const tmp = join(dir, "checkpoint.json.tmp");
-  await writeFile(tmp, `${JSON.stringify({ format: CHECKPOINT_FORMAT, ...stored }, null, 2)}\n`);
-  await fsync(tmp);
-  await rename(tmp, join(dir, "checkpoint.json"));
+  await writeFileDurable(
+    join(dir, "checkpoint.json"),
+    `${JSON.stringify({ format: CHECKPOINT_FORMAT, ...stored }, null, 2)}\n`,
+  );
   return checkpoint;
 }
 

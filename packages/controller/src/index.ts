@@ -41,11 +41,12 @@ export {
 export { defaultGuestImageDir, type GuestImage, loadGuestImage } from "./guest-image.js";
 export type { AccelOption, DataNicOption, VmConfig, VmConfigInput } from "./internal/config.js";
 export { validateVmConfig } from "./internal/config.js";
+export { type DurableWriteOptions, writeFileDurable } from "./internal/durable-write.js";
 export type { Accel, DataNic, GuestParams } from "./internal/qemu-args.js";
 export { reapNow } from "./internal/reaper.js";
 export { SerialScanner } from "./internal/serial-scanner.js";
-export { createJsonLogger, defaultLogger, type Logger, type LogLevel, silentLogger } from "./logger.js";
 export type { LazyRestoreStats } from "./lazy-restore.js";
+export { createJsonLogger, defaultLogger, type Logger, type LogLevel, silentLogger } from "./logger.js";
 export { type RestoredVm, type RestoreVmOptions, restoreVm } from "./restore.js";
 export {
   type DeviceStateSave,

@@ -99,10 +99,10 @@ export class Vm {
   readonly serialLog: string;
   readonly sshPort: number;
   readonly timings: StartTimings;
-  private stateValue: VmState = "running";
-  private cleaned: Promise<void> | undefined;
-  private saves = 0;
-  private savedThisPause = false;
+  #stateValue: VmState = "running";
+  #cleaned: Promise<void> | undefined;
+  #saves = 0;
+  #savedThisPause = false;
   private deviceStateSink: Promise<DeviceStateSink> | undefined;
 
   private readonly process: QemuProcess;
@@ -151,7 +151,7 @@ export class Vm {
   }
 
   get state(): VmState {
-    return this.stateValue;
+    return this.#stateValue;
   }
 
   get pid(): number {
@@ -181,7 +181,7 @@ export class Vm {
     this.require(["running"], "pause");
     const t0 = performance.now();
     await this.qmpClient.stop();
-    this.stateValue = "paused";
+    this.#stateValue = "paused";
     const ms = performance.now() - t0;
     this.logger.log("debug", "vm.paused", { ms });
     return ms;
@@ -192,8 +192,8 @@ export class Vm {
     this.require(["paused"], "resume");
     const t0 = performance.now();
     await this.qmpClient.cont();
-    this.stateValue = "running";
-    this.savedThisPause = false;
+    this.#stateValue = "running";
+    this.#savedThisPause = false;
     const ms = performance.now() - t0;
     this.logger.log("debug", "vm.resumed", { ms });
     return ms;
@@ -213,13 +213,13 @@ export class Vm {
     try {
       await saveDeviceStateTo(this.qmpClient, path, {
         transport,
-        socketPath: join(this.runDir, `migrate-${this.saves++}.sock`),
+        socketPath: join(this.runDir, `migrate-${this.#saves++}.sock`),
         timeoutMs: QMP_COMMAND_TIMEOUT_MS,
       });
     } catch (cause) {
       throw new CheckpointError("save-device-state", errorMessage(cause), { vmId: this.name, path, cause });
     }
-    this.savedThisPause = true;
+    this.#savedThisPause = true;
     const ms = performance.now() - t0;
     const { size } = await stat(path);
     this.logger.log("info", "vm.device-state-saved", { path, bytes: size, ms, transport });
@@ -236,7 +236,7 @@ export class Vm {
     const sink = await this.prepareDeviceState();
     try {
       const stream = await sink.capture(this.qmpClient, QMP_COMMAND_TIMEOUT_MS);
-      this.savedThisPause = true;
+      this.#savedThisPause = true;
       return stream;
     } catch (cause) {
       throw new CheckpointError("save-device-state", errorMessage(cause), { vmId: this.name, cause });
@@ -436,7 +436,7 @@ export class Vm {
    * again ("paused due to previous migration"). */
   private requireUnsavedPause(): void {
     this.require(["paused"], "save device state");
-    if (this.savedThisPause) {
+    if (this.#savedThisPause) {
       throw new VmStateError(
         this.name,
         "paused-after-save",
@@ -447,19 +447,19 @@ export class Vm {
   }
 
   private require(states: readonly VmState[], op: string): void {
-    if (!states.includes(this.stateValue)) throw new VmStateError(this.name, this.stateValue, states, op);
+    if (!states.includes(this.#stateValue)) throw new VmStateError(this.name, this.#stateValue, states, op);
   }
 
   private onExit(info: ExitInfo): void {
-    if (this.stateValue !== "exited") {
-      this.logger.log(this.cleaned ? "debug" : "warn", "vm.exited", { code: info.code, signal: info.signal });
+    if (this.#stateValue !== "exited") {
+      this.logger.log(this.#cleaned ? "debug" : "warn", "vm.exited", { code: info.code, signal: info.signal });
     }
     void this.cleanup();
   }
 
   private cleanup(): Promise<void> {
-    this.stateValue = "exited";
-    this.cleaned ??= (async () => {
+    this.#stateValue = "exited";
+    this.#cleaned ??= (async () => {
       this.ssh.close();
       await this.deviceStateSink?.then((s) => s.close()).catch(() => undefined);
       await this.qmpClient.close().catch(() => undefined);
@@ -467,7 +467,7 @@ export class Vm {
       await removeDirs([this.shmDir, this.runDir]);
       this.logger.log("debug", "vm.cleaned", {});
     })();
-    return this.cleaned;
+    return this.#cleaned;
   }
 }
 

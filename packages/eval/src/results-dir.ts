@@ -1,7 +1,6 @@
-/** Reading and writing a results directory (FORMAT.md). Every read is validated. */
-import { randomBytes } from "node:crypto";
-import { appendFile, mkdir, readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
+import { appendFile, mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { writeFileDurable } from "@vpc/controller";
 import { EvaluationError } from "./errors.js";
 import {
   type Cell,
@@ -40,16 +39,9 @@ export interface Results {
   readonly cells: readonly CellResult[];
 }
 
-/** Temp file, then rename: a reader never sees half a file. */
-export async function writeFileAtomic(path: string, text: string): Promise<void> {
-  const tmp = `${path}.tmp-${randomBytes(4).toString("hex")}`;
-  try {
-    await writeFile(tmp, text);
-    await rename(tmp, path);
-  } catch (e) {
-    await rm(tmp, { force: true });
-    throw e;
-  }
+/** A reader never sees half a file, and a crash keeps the old one or the new one. */
+export function writeFileAtomic(path: string, text: string): Promise<void> {
+  return writeFileDurable(path, text);
 }
 
 async function readText(path: string, what: string): Promise<string> {

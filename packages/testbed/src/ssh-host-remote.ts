@@ -440,7 +440,8 @@ async function copyAgent(
 }
 
 /**
- * Runs the agent module with the host's node: it must export `runHostAgent`, the dirty-log
+ * Runs the agent module with the host's node: it must export `runHostAgent` (and
+ * `agentGuestImageDir`, which loads the guest image as the agent would), the dirty-log
  * library must be beside it (in a node_modules above it), and the guest image must load —
  * the copied one, this machine's path (same build), or the installation's own default.
  */
@@ -459,7 +460,7 @@ try {
     if (existsSync(so)) { out.library = so; break; }
     if (dirname(d) === d) break;
   }
-  try { out.image = (await m.loadGuestImage(${JSON.stringify(imageDir)} ?? undefined)).dir; }
+  try { out.image = await m.agentGuestImageDir(${JSON.stringify(imageDir)} ?? undefined); }
   catch (e) { out.imageError = e.message; }
 } catch (e) { out.agent = e.message; }
 process.stdout.write(JSON.stringify(out));`;

@@ -1,12 +1,12 @@
 /**
  * The record of a testbed, `<runDir>/testbed.json`: every host and what was made for it, written
- * before it is made (temp + rename), so `testbedDown` removes exactly what `testbedUp` made, also
+ * before it is made (writeFileDurable), so `testbedDown` removes exactly what `testbedUp` made, also
  * after a crash half-way.
  */
-import { readFile, rename, writeFile } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { HostKind, QemuHostConfig, SshHostConfig } from "@vpc/cluster";
-import type { Logger } from "@vpc/controller";
+import { type Logger, writeFileDurable } from "@vpc/controller";
 import { HostSetupError } from "./errors.js";
 import type { SshHostState } from "./ssh-host-remote.js";
 
@@ -92,10 +92,10 @@ export interface TestbedState {
   ready: boolean;
 }
 
-export async function saveTestbedState(state: TestbedState): Promise<void> {
-  const path = join(state.runDir, TESTBED_STATE_FILE);
-  await writeFile(`${path}.tmp`, `${JSON.stringify(state, null, 2)}\n`, { mode: 0o600 });
-  await rename(`${path}.tmp`, path);
+export function saveTestbedState(state: TestbedState): Promise<void> {
+  return writeFileDurable(join(state.runDir, TESTBED_STATE_FILE), `${JSON.stringify(state, null, 2)}\n`, {
+    mode: 0o600,
+  });
 }
 
 export async function readTestbedState(runDir: string): Promise<TestbedState> {

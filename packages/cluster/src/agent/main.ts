@@ -3,7 +3,7 @@
  * ends, then stops its VMs and exits. Nothing else may write to stdout (logs go to stderr).
  */
 
-import { createJsonLogger, reapNow } from "@vpc/controller";
+import { createJsonLogger, loadGuestImage, reapNow } from "@vpc/controller";
 import { RpcPeer } from "../rpc.js";
 import { HostAgent } from "./host-agent.js";
 
@@ -36,4 +36,12 @@ export async function runHostAgent(): Promise<void> {
   await agent.shutdown().catch(() => undefined);
   reapNow();
   process.exit(0);
+}
+
+/**
+ * The guest image directory as the agent on this host finds it (`dir`, else the installation's
+ * default): what a testbed checks on an ssh host before it uses the agent there.
+ */
+export async function agentGuestImageDir(dir?: string): Promise<string> {
+  return (await loadGuestImage(dir)).dir;
 }
