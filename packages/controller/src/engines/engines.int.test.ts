@@ -1,11 +1,11 @@
-import { copyFile, mkdtemp, open, rm } from "node:fs/promises";
+import { copyFile, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CheckpointStore } from "@vpc/storage";
 import { afterEach, describe, expect, it } from "vitest";
 import { CheckpointLoop } from "../checkpoint-loop.js";
 import { loadGuestImage } from "../guest-image.js";
-import type { Vm } from "../vm.js";
+import { differingPages, memcheck, waitFor } from "../testing/restore-timing.js";
 import { type AgentVm, restoreVmWithAgent, startVmWithAgent } from "./agent-vm.js";
 import { createEngine } from "./index.js";
 
@@ -16,52 +16,6 @@ const ENGINES = (
 ).split(/\s+/);
 const CHECKPOINTS = Number(process.env.VPC_ENGINE_TEST_CHECKPOINTS ?? 3);
 const INCREMENTAL = new Set(["stop-copy", "cow", "vpc", "precopy"]);
-
-interface Memcheck {
-  steps: number;
-  verifies: number;
-  failures: number;
-  nonce: string;
-}
-
-async function memcheck(vm: Vm): Promise<Memcheck> {
-  const line = await vm.run("cat /run/vpc-memcheck");
-  const m = /steps=(\d+) verifies=(\d+) failures=(\d+) nonce=([0-9a-f]+)/.exec(line);
-  if (!m) throw new Error(`bad memcheck status: ${line}`);
-  return { steps: Number(m[1]), verifies: Number(m[2]), failures: Number(m[3]), nonce: m[4]! };
-}
-
-async function waitFor<T>(f: () => Promise<T>, ok: (v: T) => boolean, ms: number): Promise<T> {
-  const until = Date.now() + ms;
-  for (;;) {
-    const v = await f().catch(() => undefined);
-    if (v !== undefined && ok(v)) return v;
-    if (Date.now() > until) throw new Error(`condition not met within ${ms} ms (last: ${JSON.stringify(v)})`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
-
-async function sameFiles(a: string, b: string): Promise<{ differingPages: number }> {
-  const [fa, fb] = [await open(a, "r"), await open(b, "r")];
-  try {
-    const chunk = 4 << 20;
-    const ba = Buffer.alloc(chunk);
-    const bb = Buffer.alloc(chunk);
-    let differingPages = 0;
-    for (let pos = 0; ; pos += chunk) {
-      const [ra, rb] = [await fa.read(ba, 0, chunk, pos), await fb.read(bb, 0, chunk, pos)];
-      if (ra.bytesRead !== rb.bytesRead) throw new Error("sizes differ");
-      if (ra.bytesRead === 0) break;
-      for (let p = 0; p < ra.bytesRead; p += 4096) {
-        if (ba.compare(bb, p, p + 4096, p, p + 4096) !== 0) differingPages++;
-      }
-    }
-    return { differingPages };
-  } finally {
-    await fa.close();
-    await fb.close();
-  }
-}
 
 describe("checkpoint engines (real QEMU, TCG): checkpoint, SIGKILL, restore", () => {
   let live: AgentVm | undefined;
@@ -124,7 +78,7 @@ describe("checkpoint engines (real QEMU, TCG): checkpoint, SIGKILL, restore", ()
         const restoredRam = join(work, "ram-restored");
         for (let e = 0; e <= last; e++) {
           await store.restoreRam(vm.name, e, restoredRam);
-          expect({ epoch: e, ...(await sameFiles(restoredRam, atPause(e))) }).toEqual({
+          expect({ epoch: e, differingPages: await differingPages(restoredRam, atPause(e)) }).toEqual({
             epoch: e,
             differingPages: 0,
           });
