@@ -202,6 +202,8 @@ static uint64_t get64(const uint8_t *p) {
 }
 
 int main(int argc, char **argv) {
+  /* First: SIGUSR1's default action ends the process, and a reader may signal at any time. */
+  signal(SIGUSR1, on_usr1);
   const char *file = "/run/vpc-udpcheck", *bind_addr = "0.0.0.0";
   long port = 7450, rate = 50, size = 64, publish_ms = 500;
   int opt;
@@ -238,7 +240,6 @@ int main(int argc, char **argv) {
   struct sockaddr_in me = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
   if (inet_pton(AF_INET, bind_addr, &me.sin_addr) != 1) usage("-b BIND_ADDR is not an IPv4 address");
   if (bind(fd, (struct sockaddr *)&me, sizeof me) != 0) die("bind");
-  signal(SIGUSR1, on_usr1);
 
   uint8_t buf[2048];
   const uint64_t period = 1000000000u / (uint64_t)rate, publish_every = (uint64_t)publish_ms * 1000000u;

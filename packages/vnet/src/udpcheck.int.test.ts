@@ -55,7 +55,8 @@ async function statusWhen(
 ): Promise<UdpCheckStatus> {
   let last = "";
   for (let i = 0; i < 100; i++) {
-    p.child.kill("SIGUSR1");
+    // Signal only once the program is up (it writes the file at start).
+    if (last !== "") p.child.kill("SIGUSR1");
     await new Promise((r) => setTimeout(r, 50));
     last = await readFile(p.file, "utf8").catch(() => "");
     if (last !== "" && ok(parseUdpCheckStatus(last))) return parseUdpCheckStatus(last);
