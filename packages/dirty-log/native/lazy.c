@@ -51,7 +51,7 @@ struct lazy_block { /* FORMAT.md "Lazy map", 32 bytes */
 	uint8_t codec, reserved;
 };
 
-enum { BLOCK_TODO = 0, BLOCK_DONE = 1 };
+enum { BLOCK_TODO = 0, BLOCK_LOADING = 1, BLOCK_DONE = 2 };
 
 static struct {
 	int active;
@@ -74,7 +74,7 @@ static struct {
 	pthread_t handler, loader;
 	int have_handler, have_loader;
 	pthread_mutex_t mu;
-	pthread_cond_t settled;
+	pthread_cond_t settled, block_cv;
 	/* failure: the first block that failed */
 	char error[512];
 	const char *error_path;
@@ -84,7 +84,7 @@ static struct {
 	uint64_t blocks_by_fault, blocks_by_loader, pages_by_fault, pages_by_loader, bytes_read;
 	uint64_t prefilled, zero_pages, pending_faults;
 } L = {.uffd = -1, .stop_efd = -1, .ram_fd = -1, .mu = PTHREAD_MUTEX_INITIALIZER,
-       .settled = PTHREAD_COND_INITIALIZER};
+       .settled = PTHREAD_COND_INITIALIZER, .block_cv = PTHREAD_COND_INITIALIZER};
 
 static uint64_t mono_ns(void) {
 	struct timespec ts;
@@ -174,8 +174,9 @@ static int write_present(size_t q, const uint8_t *src) {
 	return pwrite(L.ram_fd, src, L.psz, at) == (ssize_t)L.psz ? 0 : -1;
 }
 
-/* Copies `n` pages from `src` to guest pages q… (consecutive); wakes the faulting threads. */
-static int copy_run(size_t q, const uint8_t *src, size_t n) {
+/* Copies `n` pages from `src` to guest pages q… (consecutive); wakes the faulting threads.
+ * Pages already present are written through the file and counted in `present`. */
+static int copy_run(size_t q, const uint8_t *src, size_t n, uint64_t *present) {
 	while (n) {
 		struct uffdio_copy c = {.dst = (uint64_t)(uintptr_t)(L.base + q * L.psz),
 					.src = (uint64_t)(uintptr_t)src,
@@ -184,7 +185,7 @@ static int copy_run(size_t q, const uint8_t *src, size_t n) {
 		size_t done = c.copy > 0 ? (size_t)c.copy / L.psz : 0;
 		if (errno == EEXIST && !done) {
 			if (write_present(q, src)) return -1;
-			L.prefilled++;
+			(*present)++;
 			done = 1;
 		} else if (errno != EAGAIN && !done) {
 			return -1;
@@ -225,27 +226,29 @@ static void finish_locked(void) {
 	pthread_cond_broadcast(&L.settled);
 }
 
-/* Reads, verifies and copies in block b (once). 0 when it is in, -1 on failure (L.failed). */
-static int load_block(uint32_t b, uint8_t *buf, int by_fault) {
-	if (L.state[b] == BLOCK_DONE) return 0;
-	if (atomic_load(&L.failed)) return -1;
-	const struct lazy_block *bl = &L.blocks[b];
+/* Reads block `bl` into `buf` and checks its XXH64: 0, or -1 with `why` set. */
+static int read_block(const struct lazy_block *bl, uint8_t *buf, char *why, size_t cap) {
 	size_t got = 0;
 	while (got < bl->stored_bytes) {
 		ssize_t r = pread(L.fds[bl->file], buf + got, bl->stored_bytes - got, (off_t)(bl->offset + got));
 		if (r < 0 && errno == EINTR) continue;
 		if (r <= 0) {
-			fail_block(b, r < 0 ? strerror(errno) : "file ends inside the block");
+			snprintf(why, cap, "%s", r < 0 ? strerror(errno) : "file ends inside the block");
 			return -1;
 		}
 		got += (size_t)r;
 	}
-	L.bytes_read += got;
 	if (xxh64(buf, got) != bl->hash) {
-		fail_block(b, "checksum mismatch");
+		snprintf(why, cap, "checksum mismatch");
 		return -1;
 	}
-	size_t pages = 0;
+	return 0;
+}
+
+/* Copies the live pages of verified block `bl` from `buf` into guest RAM: how many, or -1. */
+static long copy_block(const struct lazy_block *bl, const uint8_t *buf, uint64_t *present, char *why,
+		       size_t cap) {
+	long pages = 0;
 	for (uint32_t k = 0; k < bl->page_count;) {
 		uint32_t q = L.slots[bl->first_slot + k];
 		if (q == NO_PAGE) {
@@ -254,22 +257,45 @@ static int load_block(uint32_t b, uint8_t *buf, int by_fault) {
 		}
 		uint32_t n = 1;
 		while (k + n < bl->page_count && L.slots[bl->first_slot + k + n] == q + n) n++;
-		if (copy_run(q, buf + (size_t)k * L.psz, n)) {
-			char why[96];
-			snprintf(why, sizeof why, "copy into guest page %u: %s", q, strerror(errno));
-			fail_block(b, why);
+		if (copy_run(q, buf + (size_t)k * L.psz, n, present)) {
+			snprintf(why, cap, "copy into guest page %u: %s", q, strerror(errno));
 			return -1;
 		}
 		pages += n;
 		k += n;
 	}
-	L.state[b] = BLOCK_DONE;
+	return pages;
+}
+
+/* Block b in guest RAM, once: 0 when it is in, -1 on failure (L.failed). Called with L.mu held;
+ * releases it while reading and copying, so a fault on another block does not wait for this one,
+ * and one on this block waits for it instead of reading it again. */
+static int load_block(uint32_t b, uint8_t *buf, int by_fault) {
+	while (L.state[b] == BLOCK_LOADING) pthread_cond_wait(&L.block_cv, &L.mu);
+	if (L.state[b] == BLOCK_DONE) return 0;
+	if (atomic_load(&L.failed)) return -1;
+	const struct lazy_block *bl = &L.blocks[b];
+	L.state[b] = BLOCK_LOADING;
+	pthread_mutex_unlock(&L.mu);
+	char why[128] = "";
+	uint64_t present = 0;
+	int read_ok = !read_block(bl, buf, why, sizeof why);
+	long pages = read_ok ? copy_block(bl, buf, &present, why, sizeof why) : -1;
+	pthread_mutex_lock(&L.mu);
+	if (read_ok) L.bytes_read += bl->stored_bytes;
+	L.prefilled += present;
+	L.state[b] = pages < 0 ? BLOCK_TODO : BLOCK_DONE;
+	pthread_cond_broadcast(&L.block_cv);
+	if (pages < 0) {
+		fail_block(b, why);
+		return -1;
+	}
 	if (by_fault) {
 		L.blocks_by_fault++;
-		L.pages_by_fault += pages;
+		L.pages_by_fault += (uint64_t)pages;
 	} else {
 		L.blocks_by_loader++;
-		L.pages_by_loader += pages;
+		L.pages_by_loader += (uint64_t)pages;
 	}
 	if (--L.blocks_left == 0) finish_locked();
 	return 0;
@@ -282,7 +308,8 @@ static int zero_fill(size_t p) {
 		if (!ioctl(L.uffd, UFFDIO_ZEROPAGE, &z) || errno == EEXIST) return 0;
 		return -1;
 	}
-	return copy_run(p, L.zero_buf, 1);
+	uint64_t present = 0;
+	return copy_run(p, L.zero_buf, 1, &present);
 }
 
 static void resolve_fault(uint64_t addr) {
@@ -339,8 +366,8 @@ static void *handler_main(void *arg) {
 	return NULL;
 }
 
-/* One block per lock hold, in map order (file order within each part): a fault waits for at
- * most one block read. */
+/* In map order (file order within each part); the lock is not held while a block is read and
+ * copied, so a fault waits for the loader only when it touches the block being loaded. */
 static void *loader_main(void *arg) {
 	(void)arg;
 	for (uint32_t b = 0; b < L.nblocks && !atomic_load(&L.stopping); b++) {
@@ -469,7 +496,7 @@ static int check_map(char *msg, size_t msgcap) {
 
 /* Pages QEMU put into the RAM file before the range was registered get their committed content
  * now, before the guest runs. */
-static int fill_present(char *msg, size_t msgcap) {
+static int fill_present_locked(char *msg, size_t msgcap) {
 	off_t end = (off_t)(L.file_off + (off_t)L.len), pos = L.file_off;
 	while (pos < end) {
 		off_t data = lseek(L.ram_fd, pos, SEEK_DATA);
@@ -542,9 +569,11 @@ static int start_load(const uint8_t *in, size_t n, char *json, size_t cap, char 
 		FAIL(errno, "register %s for MISSING faults: %s%s", real, strerror(errno),
 		     errno == EBUSY ? " (already registered: lazy load must come before attach)" : "");
 	L.have_zeropage = (reg.ioctls >> _UFFDIO_ZEROPAGE) & 1;
-	e = fill_present(msg, msgcap);
+	pthread_mutex_lock(&L.mu);
+	e = fill_present_locked(msg, msgcap);
+	if (!e && L.blocks_left == 0 && !atomic_load(&L.done)) finish_locked();
+	pthread_mutex_unlock(&L.mu);
 	if (e) return e;
-	if (L.blocks_left == 0 && !atomic_load(&L.done)) finish_locked();
 	L.stop_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (L.stop_efd < 0) FAIL(errno, "eventfd: %s", strerror(errno));
 	if (start_thread(&L.handler, handler_main)) FAIL(EAGAIN, "cannot start the lazy fault handler");
