@@ -15,7 +15,7 @@ import { mkdir, open, readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
 import { Xxh64 } from "@node-rs/xxhash";
-import { Client } from "minio";
+import type { Client } from "minio";
 import {
   StoreArgumentError,
   StoreChainError,
@@ -138,13 +138,13 @@ export class S3Store {
   readonly #singlePutMax: number;
   readonly #parallelVms: number;
 
-  private constructor(location: S3Location, opts: RemoteOpenOptions) {
+  private constructor(location: S3Location, opts: RemoteOpenOptions, S3Client: typeof Client) {
     this.location = { ...location };
     this.#prefix = normalizePrefix(location.prefix);
     this.#singlePutMax = opts.singlePutMaxBytes ?? DEFAULT_SINGLE_PUT_MAX;
     this.#parallelVms = opts.parallelVms ?? 2;
     const url = parseEndpoint(location.endpoint);
-    this.#client = new Client({
+    this.#client = new S3Client({
       endPoint: url.hostname,
       port: Number(url.port || (url.protocol === "https:" ? 443 : 80)),
       useSSL: url.protocol === "https:",
@@ -167,7 +167,10 @@ export class S3Store {
     if (!Number.isInteger(parallel) || parallel < 1) {
       throw new StoreArgumentError(`parallelVms ${parallel} must be a positive integer`);
     }
-    const s = new S3Store(location, opts);
+    // Loaded here, not at import: minio's module graph takes ~40 s to evaluate inside an L1 VM
+    // (TCG), where the host agent imports this package and must answer `init` within 30 s.
+    const { Client: S3Client } = await import("minio");
+    const s = new S3Store(location, opts, S3Client);
     const bucket = s.location.bucket;
     const exists = await s.#s3("HEAD bucket", bucket, () => s.#client.bucketExists(bucket));
     if (!exists) {
