@@ -1,7 +1,7 @@
 /** `vpc doctor`: checks this machine's prerequisites and prints the fix for each missing piece. */
 import { parseArgs } from "node:util";
 import { type DoctorReport, formatDoctorReport, runDoctor } from "@vpc/testbed";
-import type { CliIo } from "./cli.js";
+import type { CliIo } from "./cli-common.js";
 import { usageErrorOf } from "./cli-common.js";
 
 export const DOCTOR_USAGE = `Usage: vpc doctor [--json]

@@ -26,7 +26,7 @@ import {
   testbedSessionRoot,
   validateControlRequest,
 } from "@vpc/testbed";
-import type { CliIo } from "./cli.js";
+import type { CliIo } from "./cli-common.js";
 import { usageErrorOf } from "./cli-common.js";
 import { defaultConfig } from "./cluster.js";
 import {

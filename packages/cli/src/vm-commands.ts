@@ -22,7 +22,7 @@ import {
   startVmWithAgent,
 } from "@vpc/controller";
 import { CheckpointStore } from "@vpc/storage";
-import type { CliIo } from "./cli.js";
+import type { CliIo } from "./cli-common.js";
 import { usageErrorOf } from "./cli-common.js";
 
 const EXIT_OK = 0;
