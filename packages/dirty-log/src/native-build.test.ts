@@ -8,6 +8,9 @@ import { ensureNativeBuilt } from "./native-build.js";
 
 const NATIVE = join(dirname(fileURLToPath(import.meta.url)), "..", "native");
 
+// A C compile is bounded work but slow on a loaded 2-core machine (over 5 s seen): explicit budget.
+const COMPILE_BUDGET_MS = 120_000;
+
 describe("ensureNativeBuilt", () => {
   let out: string;
   beforeEach(() => {
@@ -15,14 +18,16 @@ describe("ensureNativeBuilt", () => {
   });
   afterEach(() => rmSync(out, { recursive: true, force: true }));
 
-  it("compiles a missing target from native/ and leaves no scratch directory", () => {
+  it("compiles a missing target from native/ and leaves no scratch directory", {
+    timeout: COMPILE_BUDGET_MS,
+  }, () => {
     const built = ensureNativeBuilt(NATIVE, out, "vpc-dl-harness");
     expect(built).toBe(join(out, "vpc-dl-harness"));
     expect(statSync(built).mode & 0o111).not.toBe(0);
     expect(readdirSync(out)).toEqual(["vpc-dl-harness"]);
   });
 
-  it("names the missing compiler instead of failing inside make", () => {
+  it("names the missing compiler instead of failing inside make", { timeout: COMPILE_BUDGET_MS }, () => {
     let caught: unknown;
     try {
       ensureNativeBuilt(NATIVE, out, "vpc-dl-harness", "vpc-no-such-cc");
@@ -35,7 +40,7 @@ describe("ensureNativeBuilt", () => {
     expect(existsSync(join(out, "vpc-dl-harness"))).toBe(false);
   });
 
-  it("returns an existing target without building", () => {
+  it("returns an existing target without building", { timeout: COMPILE_BUDGET_MS }, () => {
     const first = ensureNativeBuilt(NATIVE, out, "vpc-dl-harness");
     const mtime = statSync(first).mtimeMs;
     expect(ensureNativeBuilt(NATIVE, out, "vpc-dl-harness", "vpc-no-such-cc")).toBe(first);
