@@ -643,7 +643,3 @@ export function parseRunInfo(text: string, path: string): RunInfo {
   };
 }
 
-/** For callers that validate a config object outside a file (presets, --config). */
-export function validateExperimentConfig(v: unknown, where: string): ExperimentConfig {
-  return parseExperimentConfig(v, new Check(where, undefined));
-}
