@@ -42,3 +42,22 @@ it("sees bytes the peer has not read, and none once it has", async () => {
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+it("answers callers that ask together from one ss run each round", async () => {
+  const dir = await mkdtemp(join(tmpdir(), "vnet-unread-"));
+  const server = createServer();
+  const accepted = new Promise<Socket>((r) => server.once("connection", r));
+  await new Promise<void>((r) => server.listen(join(dir, "s.sock"), r));
+  const reader = createConnection(join(dir, "s.sock"));
+  try {
+    const writer = await accepted;
+    // Many concurrent asks (as when every port of a host flips at once) all get an answer.
+    const all = await Promise.all(Array.from({ length: 8 }, () => unreadBytes(writer)));
+    expect(all).toEqual(Array(8).fill(0));
+    writer.destroy();
+  } finally {
+    reader.destroy();
+    await new Promise((r) => server.close(r));
+    await rm(dir, { recursive: true, force: true });
+  }
+});

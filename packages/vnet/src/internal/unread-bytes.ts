@@ -25,16 +25,46 @@ export async function unreadBytes(socket: Socket): Promise<number> {
   }
   const inode = /^socket:\[(\d+)\]$/.exec(link)?.[1];
   if (inode === undefined) return 0;
-  let stdout: string;
+  return parseSendQueue(await listUnixSockets(), inode) ?? 0;
+}
+
+/**
+ * One `ss -xnH` run shared by every caller that asks while it is running (the ports of a host
+ * flip together at a checkpoint; a spawn costs 25 ms on an idle machine, much more under load).
+ * A caller that arrives while a run is in progress waits for the next one, so the answer it gets
+ * was read after it asked.
+ */
+let running: Promise<string> | undefined;
+let queued: Promise<string> | undefined;
+
+function listUnixSockets(): Promise<string> {
+  if (running === undefined) return startSs();
+  queued ??= running
+    .catch(() => undefined)
+    .then(() => {
+      queued = undefined;
+      return startSs();
+    });
+  return queued;
+}
+
+function startSs(): Promise<string> {
+  const p: Promise<string> = spawnSs().finally(() => {
+    if (running === p) running = undefined;
+  });
+  running = p;
+  return p;
+}
+
+async function spawnSs(): Promise<string> {
   try {
-    ({ stdout } = await run("ss", ["-xnH"], { maxBuffer: 64 << 20 }));
+    return (await run("ss", ["-xnH"], { maxBuffer: 64 << 20 })).stdout;
   } catch (cause) {
     throw new VnetError("IO_ERROR", "cannot read unix socket queues with `ss` (install iproute2)", {
       op: "ss",
       cause,
     });
   }
-  return parseSendQueue(stdout, inode) ?? 0;
 }
 
 /** The Send-Q of the socket with local inode `inode` in `ss -xnH` output, or undefined. */
