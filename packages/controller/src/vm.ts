@@ -452,7 +452,10 @@ export class Vm {
 
   private onExit(info: ExitInfo): void {
     if (this.#stateValue !== "exited") {
-      this.logger.log(this.#cleaned ? "debug" : "warn", "vm.exited", { code: info.code, signal: info.signal });
+      this.logger.log(this.#cleaned ? "debug" : "warn", "vm.exited", {
+        code: info.code,
+        signal: info.signal,
+      });
     }
     void this.cleanup();
   }

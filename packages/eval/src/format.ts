@@ -642,4 +642,3 @@ export function parseRunInfo(text: string, path: string): RunInfo {
     }),
   };
 }
-
