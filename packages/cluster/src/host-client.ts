@@ -6,7 +6,7 @@
 import { createWriteStream, existsSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import type { Logger } from "@vpc/controller";
+import { type Logger, shellQuote } from "@vpc/controller";
 import { Client, type ClientChannel } from "ssh2";
 import { ClusterError } from "./errors.js";
 import { HostKeyError, hostKeyFingerprint, verifyHostKey } from "./host-key.js";
@@ -50,8 +50,6 @@ export function defaultAgentModule(): string {
   }
   throw new ClusterError("CLUSTER_STATE", "cannot find the @vpc/cluster package directory");
 }
-
-const shellQuote = (s: string): string => `'${s.replaceAll("'", "'\\''")}'`;
 
 export class HostClient {
   readonly hostId: string;

@@ -23,6 +23,7 @@ import {
   createEngine,
   startVmWithAgent,
 } from "../src/engines/index.js";
+import { shellQuote } from "../src/internal/shell.js";
 
 const ENGINES = (process.env.VPC_BENCH_ENGINES ?? "stop-copy cow vpc precopy").split(/\s+/).filter(Boolean);
 const CHECKPOINTS = Number(process.env.VPC_BENCH_CHECKPOINTS ?? 8);
@@ -90,10 +91,6 @@ function summarize(engine: string, records: CheckpointMetrics[]): EngineRow {
     recall: written > 0 ? r2(hits / written) : null,
     plans: planCounts(inc),
   };
-}
-
-function shellQuote(s: string): string {
-  return `'${s.replaceAll("'", `'\\''`)}'`;
 }
 
 function planCounts(records: CheckpointMetrics[]): string | null {

@@ -45,6 +45,7 @@ export { type DurableWriteOptions, writeFileDurable } from "./internal/durable-w
 export type { Accel, DataNic, GuestParams } from "./internal/qemu-args.js";
 export { reapNow } from "./internal/reaper.js";
 export { SerialScanner } from "./internal/serial-scanner.js";
+export { shellQuote } from "./internal/shell.js";
 export type { LazyRestoreStats } from "./lazy-restore.js";
 export { createJsonLogger, defaultLogger, type Logger, type LogLevel, silentLogger } from "./logger.js";
 export { type RestoredVm, type RestoreVmOptions, restoreVm } from "./restore.js";

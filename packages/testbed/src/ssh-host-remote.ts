@@ -15,7 +15,7 @@ import { readdir, readFile, realpath, stat } from "node:fs/promises";
 import { dirname, join, posix, relative } from "node:path";
 import type { SshHostConfig } from "@vpc/cluster";
 import { defaultAgentModule, HostKeyError, hostKeyFingerprint, verifyHostKey } from "@vpc/cluster";
-import { loadGuestImage } from "@vpc/controller";
+import { loadGuestImage, shellQuote as shq } from "@vpc/controller";
 import { Client, type ClientChannel } from "ssh2";
 import type { DoctorCheck } from "./doctor.js";
 import { HostSetupError } from "./errors.js";
@@ -63,8 +63,6 @@ export class SshPrerequisiteError extends HostSetupError {
     this.checks = checks;
   }
 }
-
-const shq = (s: string): string => `'${s.replaceAll("'", "'\\''")}'`;
 
 export interface SshExecResult {
   readonly stdout: string;
