@@ -299,6 +299,8 @@ describe("result formatting", () => {
     vcDowntimeMs: 80,
     soloDowntimeMs: { vm1: 30, vm2: 50 },
     pauseMs: { vm1: 20, vm2: 40 },
+    pauseOffsetMs: {},
+    steps: {},
     heldFrames: 1,
     loggedFrames: 2,
     channelLogFrames: 2,

@@ -32,6 +32,7 @@ function report(
       heldFrames: 1,
       loggedFrames: 2,
       channelLogFrames: 2,
+      steps: { stopMs: 1, contMs: pausedAt / 100 },
     })),
   };
 }
@@ -186,6 +187,8 @@ describe("epochMetrics", () => {
     );
     expect(m.vcDowntimeMs).toBe(35);
     expect(m.soloDowntimeMs).toEqual({ vm1: 11, vm2: 29, vm3: 11 });
+    expect(m.pauseOffsetMs).toEqual({ vm1: 5, vm2: 7, vm3: 0 });
+    expect(m.steps.vm2).toEqual({ stopMs: 1, contMs: 1.02 });
     expect(m.heldFrames).toBe(3);
     expect(m.loggedFrames).toBe(6);
     expect(m.droppedFrames).toBe(4);

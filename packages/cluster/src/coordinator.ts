@@ -30,6 +30,8 @@ export interface VmEpochReport {
   readonly loggedFrames: number;
   /** Frames in the channel log stored for this epoch. */
   readonly channelLogFrames: number;
+  /** The engine's cost of each step of this VM's pause (ms), as its CheckpointMetrics.steps. */
+  readonly steps: Readonly<Record<string, number>>;
 }
 
 export interface HostEpochReport {
@@ -189,6 +191,10 @@ export interface EpochMetrics {
   readonly vcDowntimeMs: number;
   readonly soloDowntimeMs: Readonly<Record<string, number>>;
   readonly pauseMs: Readonly<Record<string, number>>;
+  /** When each VM's pause began, after the first VM's (ms): how far apart the hosts paused. */
+  readonly pauseOffsetMs: Readonly<Record<string, number>>;
+  /** Each VM's pause by step (ms), as its engine reported it. */
+  readonly steps: Readonly<Record<string, Readonly<Record<string, number>>>>;
   readonly heldFrames: number;
   readonly loggedFrames: number;
   readonly channelLogFrames: number;
@@ -212,6 +218,8 @@ export function epochMetrics(reports: readonly HostEpochReport[], commitMs: numb
     vcDowntimeMs: last - first,
     soloDowntimeMs: Object.fromEntries(vms.map((v) => [v.vmId, v.soloDowntimeMs])),
     pauseMs: Object.fromEntries(vms.map((v) => [v.vmId, v.pauseMs])),
+    pauseOffsetMs: Object.fromEntries(vms.map((v) => [v.vmId, v.pausedAt - first])),
+    steps: Object.fromEntries(vms.map((v) => [v.vmId, v.steps])),
     heldFrames: sum((v) => v.heldFrames),
     loggedFrames: sum((v) => v.loggedFrames),
     channelLogFrames: sum((v) => v.channelLogFrames),

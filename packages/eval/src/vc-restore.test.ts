@@ -16,6 +16,8 @@ const metrics = (epoch: number): EpochMetrics => ({
   vcDowntimeMs: 10 + epoch,
   soloDowntimeMs: {},
   pauseMs: {},
+  pauseOffsetMs: {},
+  steps: {},
   heldFrames: 0,
   loggedFrames: 0,
   channelLogFrames: 0,

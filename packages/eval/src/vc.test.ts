@@ -25,6 +25,8 @@ const metrics = (epoch: number, full: boolean): EpochMetrics => ({
   vcDowntimeMs: 10 + epoch,
   soloDowntimeMs: {},
   pauseMs: {},
+  pauseOffsetMs: {},
+  steps: {},
   heldFrames: epoch,
   loggedFrames: 2 * epoch,
   channelLogFrames: 0,

@@ -66,6 +66,8 @@ describe("formatEpochLine", () => {
       vcDowntimeMs: 12.34,
       soloDowntimeMs: { vm1: 4, vm2: 9.5 },
       pauseMs: { vm1: 3, vm2: 8 },
+      pauseOffsetMs: {},
+      steps: {},
       heldFrames: 2,
       loggedFrames: 5,
       channelLogFrames: 5,

@@ -34,6 +34,9 @@ describe("virtual cluster on netns hosts (TCG)", () => {
         onProgress: (l) => process.stderr.write(`[cluster] ${l}\n`),
         timeoutMs: RUN_LIMIT_MS,
         finishTimeoutMs: FINISH_LIMIT_MS,
+        // VPC_KEEP_RUN_DIR=1 keeps the run directory (metrics.jsonl, epochs, agent logs) to read
+        // after a failure; the processes, namespaces and /dev/shm files go either way.
+        keepRunDir: process.env.VPC_KEEP_RUN_DIR === "1",
       });
       process.stderr.write(`[cluster] result ${JSON.stringify({ ...r, epochs: r.epochs.length })}\n`);
       expect(r.killedMidRun).toBe(true);

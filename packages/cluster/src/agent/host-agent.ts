@@ -59,6 +59,8 @@ interface HostedVm {
   engine: ClosableEngine;
   /** Stamps of the checkpoint in progress (set by the pause/resume hooks). */
   stamps: { pausedAt: number; resumedAt: number };
+  /** The cut's cost around QMP stop in the last pause (ms): waiting for QEMU to read, stop, draining. */
+  cutSteps: { cutBeforeStopMs: number; qmpStopMs: number; cutAfterStopMs: number };
   lastCounters: { held: number; logged: number };
   epoch: number;
   /** Frames in the channel log stored with the checkpoint in progress. */
@@ -186,6 +188,7 @@ export class HostAgent {
       avm,
       engine: undefined as unknown as ClosableEngine,
       stamps: { pausedAt: 0, resumedAt: 0 },
+      cutSteps: { cutBeforeStopMs: 0, qmpStopMs: 0, cutAfterStopMs: 0 },
       lastCounters: { held: 0, logged: 0 },
       epoch,
       channelLogFrames: 0,
@@ -219,10 +222,20 @@ export class HostAgent {
         if (prop === "pause")
           return async () => {
             hv.stamps.pausedAt = wallMs();
+            const t0 = performance.now();
             let ms = 0;
+            let stopAt = t0;
+            let stoppedAt = t0;
             await sw.beginCheckpoint(hv.spec.name, hv.epoch, async () => {
+              stopAt = performance.now();
               ms = await target.pause();
+              stoppedAt = performance.now();
             });
+            hv.cutSteps = {
+              cutBeforeStopMs: stopAt - t0,
+              qmpStopMs: stoppedAt - stopAt,
+              cutAfterStopMs: performance.now() - stoppedAt,
+            };
             return ms;
           };
         if (prop === "resume")
@@ -265,6 +278,7 @@ export class HostAgent {
           heldFrames: held,
           loggedFrames: logged,
           channelLogFrames: hv.channelLogFrames,
+          steps: { ...m.steps, ...hv.cutSteps },
         };
       }),
     );
