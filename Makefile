@@ -55,7 +55,7 @@ build:
 test: setup images
 	npm test
 
-# The main job: two netns hosts, four VMs, NPB CG across them with vpc global checkpoints every
+# The main job (testbed/demo.json): two netns hosts, one VM each, NPB CG across them with vpc global checkpoints every
 # second, the whole cluster killed mid-run and restored, the verification line and metrics.
 demo: setup images build
 	node packages/cli/dist/bin.js cluster demo

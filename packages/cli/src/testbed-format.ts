@@ -202,7 +202,7 @@ function configAdvice(field: string, detail: string): string | undefined {
   if (/^hosts\[\d+\]\.address$/.test(field) && detail.includes("is already"))
     return "every host needs its own address: the fabric bridge is .1 of fabricPrefix, netns and qemu hosts take .2, .3, … in config order; give an ssh host an address outside fabricPrefix";
   if (field === "$")
-    return "the configs in the repository are testbed/default.json, testbed/ci.json and testbed/nested.json";
+    return "the configs in the repository are testbed/default.json, testbed/demo.json, testbed/ci.json and testbed/nested.json";
   return undefined;
 }
 
