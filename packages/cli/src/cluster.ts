@@ -121,7 +121,9 @@ export async function runClusterCli(args: readonly string[], io: Io): Promise<nu
       for (const r of await testbedDown(positionals[0]!)) io.stdout(`removed ${r}\n`);
       return 0;
     }
-    const config = await loadClusterConfig(values.config ?? (sub === "demo" ? demoConfig() : defaultConfig()));
+    const config = await loadClusterConfig(
+      values.config ?? (sub === "demo" ? demoConfig() : defaultConfig()),
+    );
     if (sub === "up") {
       // An L1 host's QEMU is this process's child and would die when `up` returns.
       const qemuHosts = config.hosts.filter((h) => h.kind === "qemu").map((h) => h.name);

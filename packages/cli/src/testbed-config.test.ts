@@ -155,7 +155,9 @@ describe("vpc testbed up: a bad config is rejected before anything starts", () =
     const bad = await up('{ "name": "bj", "hosts": [ ');
     expect(bad.code).toBe(1);
     expect(bad.err).toMatch(/bad config \S+c\.json \[CLUSTER_CONFIG\]\n {2}\$: \S+c\.json is not JSON: /);
-    expect(bad.err).toContain("testbed/default.json, testbed/demo.json, testbed/ci.json and testbed/nested.json");
+    expect(bad.err).toContain(
+      "testbed/default.json, testbed/demo.json, testbed/ci.json and testbed/nested.json",
+    );
     const missing = await up(undefined, { missing: true });
     expect(missing.code).toBe(1);
     expect(missing.err).toMatch(/\$: cannot read \S+c\.json: ENOENT/);
