@@ -14,16 +14,16 @@ import {
   connectTestbed,
   type DoctorReport,
   formatDoctorReport,
+  namedTestbedDir,
+  namedTestbedDown,
+  namedTestbedsRoot,
+  namedTestbedUp,
   type RestoreReport,
   type RunResult,
   runDoctor,
   runTestbedDaemon,
   TestbedError,
   testbedReport,
-  testbedServiceDown,
-  testbedServiceUp,
-  testbedSessionDir,
-  testbedSessionRoot,
   validateControlRequest,
 } from "@vpc/testbed";
 import type { CliIo } from "./cli-common.js";
@@ -306,9 +306,8 @@ export async function runTestbedCli(
     io.stdout(json ? `${JSON.stringify(value, null, 2)}\n` : `${text}\n`);
   try {
     const config = await loadClusterConfig(configPath);
-    const root = testbedSessionRoot();
-    const runDir =
-      parsed.command === "daemon" ? resolve(parsed.runDir!) : testbedSessionDir(config.name, root);
+    const root = namedTestbedsRoot();
+    const runDir = parsed.command === "daemon" ? resolve(parsed.runDir!) : namedTestbedDir(config.name, root);
     switch (command) {
       case "daemon": {
         const grace = process.env.VPC_FINALIZE_GRACE_MS;
@@ -329,7 +328,7 @@ export async function runTestbedCli(
         return s.problems.length > 0 ? 1 : 0;
       }
       case "down": {
-        const { removed, left } = await testbedServiceDown(config, runDir, root);
+        const { removed, left } = await namedTestbedDown(config, runDir, root);
         out(
           { removed, left },
           [
@@ -353,7 +352,7 @@ export async function runTestbedCli(
           return 1;
         }
         if (!json) io.stdout(`doctor: ok; testbed ${config.name} in ${runDir}\n`);
-        const r = await testbedServiceUp({
+        const r = await namedTestbedUp({
           config,
           runDir,
           root,

@@ -6,9 +6,9 @@ import {
   configGuestMiB,
   fabricConflicts,
   freeFabricPrefix,
+  namedTestbedDir,
+  namedTestbedsRoot,
   parseMemAvailableMiB,
-  testbedSessionDir,
-  testbedSessionRoot,
   usesFabric,
 } from "./config-hosts.js";
 
@@ -20,7 +20,7 @@ const config = validateClusterConfig({
   ],
 });
 
-describe("testbed session checks", () => {
+describe("config hosts checks", () => {
   it("sums guest RAM and rejects more than is available, naming both figures", () => {
     expect(configGuestMiB(config)).toBe(1024);
     expect(() => checkGuestRam(config, 1024)).not.toThrow();
@@ -95,8 +95,8 @@ describe("testbed session checks", () => {
   });
 
   it("keeps one fixed run directory per config name", () => {
-    expect(testbedSessionRoot({})).toBe("/run/vpc-testbed");
-    expect(testbedSessionRoot({ VPC_TESTBED_DIR: "/tmp/x" })).toBe("/tmp/x");
-    expect(testbedSessionDir("demo", "/run/vpc-testbed")).toBe("/run/vpc-testbed/demo");
+    expect(namedTestbedsRoot({})).toBe("/run/vpc-testbed");
+    expect(namedTestbedsRoot({ VPC_TESTBED_DIR: "/tmp/x" })).toBe("/tmp/x");
+    expect(namedTestbedDir("demo", "/run/vpc-testbed")).toBe("/run/vpc-testbed/demo");
   });
 });

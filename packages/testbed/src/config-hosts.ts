@@ -1,10 +1,20 @@
 /**
- * The hosts of the long-lived testbed behind `vpc testbed up|status|down`: one fixed run
- * directory per cluster config name, so `up` twice finds the first and `down` after a crash finds
- * everything.
+ * The hosts of a named testbed: the long-lived one behind `vpc testbed up|status|down`, one per
+ * cluster config name in its own fixed run directory (`namedTestbedDir`), so `up` twice finds the
+ * first and `down` after a crash finds everything.
+ *
+ * Names say how these differ from their neighbours:
+ * - `testbedUp` / `testbedDown` (hosts.ts) make and remove hosts from specs in whatever run
+ *   directory they are given, for a caller that tears them down itself (`runClusterDemo`, tests).
+ * - `ensureConfigHosts` / `configHostsStatus` / `removeConfigHosts` (here) work on one config's
+ *   hosts in its named run directory: `ensure` does nothing when they are healthy, removes a
+ *   broken earlier set and checks the machine before making them; `status` checks what is there
+ *   against the config; `remove` also reports what is left and is a no-op when nothing is there.
+ * - `namedTestbedUp` / `namedTestbedDown` (daemon-launcher.ts) start and stop the whole named
+ *   testbed: its daemon, under the per-config lock.
  *
  * This module knows the hosts only. The VMs are booted and kept by the testbed daemon
- * (daemon.ts), which calls `testbedSessionUp` itself: a host agent stops its VMs when its
+ * (daemon.ts), which calls `ensureConfigHosts` itself: a host agent stops its VMs when its
  * SSH channel to the controller ends, and a qemu host lives as long as the process that made it,
  * so the long-lived process must be the one that makes the hosts. `testbedReport`
  * (daemon-launcher.ts) joins these host checks with the daemon's view of the VMs.
@@ -30,12 +40,13 @@ import { readTestbedState, TESTBED_STATE_FILE, type TestbedHostSpec } from "./st
 
 const exec = promisify(execFile);
 
-/** Root of the per-config run directories (override with $VPC_TESTBED_DIR). */
-export function testbedSessionRoot(env: NodeJS.ProcessEnv = process.env): string {
+/** Root of the named testbeds' run directories and their lock files (override with $VPC_TESTBED_DIR). */
+export function namedTestbedsRoot(env: NodeJS.ProcessEnv = process.env): string {
   return env.VPC_TESTBED_DIR ?? "/run/vpc-testbed";
 }
 
-export function testbedSessionDir(configName: string, root = testbedSessionRoot()): string {
+/** The fixed run directory of the named testbed of config `configName`. */
+export function namedTestbedDir(configName: string, root = namedTestbedsRoot()): string {
   return join(root, configName);
 }
 
@@ -201,7 +212,7 @@ export async function checkConfigOnMachine(config: ClusterConfig): Promise<void>
   await checkSshLogins(config);
 }
 
-export interface TestbedSessionHostStatus {
+export interface ConfigHostStatus {
   readonly name: string;
   readonly kind: HostKind;
   /** The host's network namespace on this machine ("" for qemu and ssh hosts). */
@@ -215,7 +226,7 @@ export interface TestbedSessionHostStatus {
   readonly problems: readonly string[];
 }
 
-export interface TestbedSessionStatus {
+export interface ConfigHostsStatus {
   readonly config: string;
   readonly runDir: string;
   /** `down`: no state; `up`: everything is there; `broken`: see `problems`. */
@@ -223,16 +234,13 @@ export interface TestbedSessionStatus {
   /** The fabric bridge; absent when every host is an ssh host (they need none). */
   readonly bridge?: string;
   readonly clientKey?: string;
-  readonly hosts: readonly TestbedSessionHostStatus[];
+  readonly hosts: readonly ConfigHostStatus[];
   readonly vms: readonly { name: string; host: string; dataIp: string; state: string }[];
   readonly problems: readonly string[];
 }
 
-/** What of the testbed in `runDir` is there and what is missing. */
-export async function testbedSessionStatus(
-  config: ClusterConfig,
-  runDir: string,
-): Promise<TestbedSessionStatus> {
+/** What of the config's hosts in `runDir` is there and what is missing. */
+export async function configHostsStatus(config: ClusterConfig, runDir: string): Promise<ConfigHostsStatus> {
   const vms = clusterVms(config).map((v) => ({
     name: v.name,
     host: v.hostId,
@@ -247,7 +255,7 @@ export async function testbedSessionStatus(
   // ssh hosts are reached over this machine's own network: no bridge is made for them.
   const fabric = usesFabric({ hosts: st.hosts.map((h) => ({ kind: h.kind ?? "netns" })) });
   if (fabric && !(await linkExists(st.bridge))) problems.push(`bridge ${st.bridge} is missing`);
-  const hosts: TestbedSessionHostStatus[] = [];
+  const hosts: ConfigHostStatus[] = [];
   for (const h of st.hosts) {
     const p = await testbedHostProblems(st, h);
     hosts.push({
@@ -276,23 +284,23 @@ export async function testbedSessionStatus(
   };
 }
 
-export interface TestbedSessionUpResult {
+export interface EnsureConfigHostsResult {
   /** False when a healthy testbed was already up (nothing was done). */
   readonly created: boolean;
   /** What a broken earlier testbed left and `up` removed first. */
   readonly repaired: readonly string[];
-  readonly status: TestbedSessionStatus;
+  readonly status: ConfigHostsStatus;
 }
 
 /**
- * Brings up the config's netns hosts in `runDir` unless they are already up. A broken earlier
+ * Brings up the config's hosts in `runDir` unless they are already up. A broken earlier
  * testbed there (crashed `up`, a host killed by hand) is removed first, then made anew.
  */
-export async function testbedSessionUp(
+export async function ensureConfigHosts(
   config: ClusterConfig,
   runDir: string,
-): Promise<TestbedSessionUpResult> {
-  const before = await testbedSessionStatus(config, runDir);
+): Promise<EnsureConfigHostsResult> {
+  const before = await configHostsStatus(config, runDir);
   if (before.state === "up") return { created: false, repaired: [], status: before };
   const repaired = before.state === "broken" ? await testbedDown(runDir) : [];
   await checkConfigOnMachine(config);
@@ -302,11 +310,11 @@ export async function testbedSessionUp(
     prefixLength: config.fabric.prefixLength,
     runDir,
   });
-  return { created: true, repaired, status: await testbedSessionStatus(config, runDir) };
+  return { created: true, repaired, status: await configHostsStatus(config, runDir) };
 }
 
-/** Removes everything of the testbed in `runDir`; returns what was removed and what is left. */
-export async function testbedSessionDown(runDir: string): Promise<{ removed: string[]; left: string[] }> {
+/** Removes the hosts recorded in `runDir` (none: nothing to do); returns what was removed and what is left. */
+export async function removeConfigHosts(runDir: string): Promise<{ removed: string[]; left: string[] }> {
   if (!existsSync(join(runDir, TESTBED_STATE_FILE))) return { removed: [], left: [] };
   // Read first: down removes the run directory with the state file in it.
   const st = await readTestbedState(runDir);

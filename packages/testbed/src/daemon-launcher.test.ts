@@ -3,11 +3,11 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import type { TestbedSessionStatus } from "./config-hosts.js";
+import type { ConfigHostsStatus } from "./config-hosts.js";
 import type { DaemonStatus } from "./control-socket.js";
 import { liveDaemonPid, reportProblems, tailLines } from "./daemon-launcher.js";
 
-const hosts: TestbedSessionStatus = {
+const hosts: ConfigHostsStatus = {
   config: "demo",
   runDir: "/run/vpc-testbed/demo",
   state: "up",

@@ -1,9 +1,11 @@
 /**
- * `vpc testbed up|status|down` with a daemon: `up` starts one detached testbed daemon per config
+ * `vpc testbed up|status|down` of a named testbed (one per config, in `namedTestbedDir`) with a
+ * daemon: `up` (`namedTestbedUp`) starts one detached testbed daemon per config
  * (daemon.ts: it makes the hosts, boots the VMs and serves `<runDir>/control.sock`) and
- * waits until it is ready; `status` joins the host checks (config-hosts.ts) with the daemon's
+ * waits until it is ready; `status` (`testbedReport`) joins the host checks (config-hosts.ts) with the daemon's
  * view of the VMs; `down` asks the daemon to stop, kills it by PID when it does not (only if its
- * command line names the run directory), then removes the hosts by the recorded state.
+ * command line names the run directory), then removes the hosts by the recorded state
+ * (`namedTestbedDown`, `removeTestbed` without the lock).
  *
  * `up` and `down` of one config take a lock (lock.ts), so two of them never interleave.
  */
@@ -13,10 +15,10 @@ import { mkdir, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { ClusterConfig } from "@vpc/cluster";
 import {
+  type ConfigHostsStatus,
   checkConfigOnMachine,
-  type TestbedSessionStatus,
-  testbedSessionDown,
-  testbedSessionStatus,
+  configHostsStatus,
+  removeConfigHosts,
 } from "./config-hosts.js";
 import {
   controlSocketPath,
@@ -29,14 +31,14 @@ import {
 import { TestbedError } from "./errors.js";
 import { acquireTestbedLock, argsName, processArgs } from "./lock.js";
 
-export interface TestbedReport extends Omit<TestbedSessionStatus, "vms" | "state"> {
+export interface TestbedReport extends Omit<ConfigHostsStatus, "vms" | "state"> {
   /**
    * `down`: nothing there; `starting`: the daemon makes the hosts and boots the VMs; `up`: hosts
    * healthy and the daemon ready; `broken`: see `problems`.
    */
   readonly state: "down" | "starting" | "up" | "broken";
   /** The daemon's view when it answers, else the config's VMs as `not booted`. */
-  readonly vms: readonly (TestbedSessionStatus["vms"][number] & { readonly problem?: string })[];
+  readonly vms: readonly (ConfigHostsStatus["vms"][number] & { readonly problem?: string })[];
   readonly daemon?: { readonly pid: number; readonly phase?: DaemonPhase; readonly log: string };
   readonly committedEpochs: readonly number[];
   readonly restoredFrom?: number;
@@ -58,7 +60,7 @@ export function liveDaemonPid(runDir: string): number | undefined {
 
 /** Pure: what is wrong, given the host checks and the daemon's answer (or why there was none). */
 export function reportProblems(
-  hosts: TestbedSessionStatus,
+  hosts: ConfigHostsStatus,
   daemon: DaemonStatus | { readonly error: string },
 ): { infrastructure: string[]; vms: string[] } {
   // While the daemon starts, missing hosts are not broken: they are being made.
@@ -79,7 +81,7 @@ export function reportProblems(
 
 /** Hosts, daemon and VMs of the testbed in `runDir`. */
 export async function testbedReport(config: ClusterConfig, runDir: string): Promise<TestbedReport> {
-  const hosts = await testbedSessionStatus(config, runDir);
+  const hosts = await configHostsStatus(config, runDir);
   const pid = liveDaemonPid(runDir);
   const log = join(runDir, DAEMON_LOG_FILE);
   if (hosts.state === "down" && pid === undefined) {
@@ -157,7 +159,7 @@ export async function removeTestbed(runDir: string): Promise<{ removed: string[]
       removed.push(`pid ${pid} (testbed daemon, killed)`);
     } else removed.push(`pid ${pid} (testbed daemon${asked ? ", shut down" : ""})`);
   }
-  const hosts = await testbedSessionDown(runDir);
+  const hosts = await removeConfigHosts(runDir);
   removed.push(...hosts.removed);
   // What a daemon that failed before making any host leaves: its log and PID file.
   if (existsSync(runDir)) {
@@ -170,7 +172,7 @@ export async function removeTestbed(runDir: string): Promise<{ removed: string[]
   return { removed, left };
 }
 
-export interface TestbedServiceUpOptions {
+export interface NamedTestbedUpOptions {
   readonly config: ClusterConfig;
   readonly runDir: string;
   /** Where the per-config lock files live (the parent of the run directories). */
@@ -183,7 +185,7 @@ export interface TestbedServiceUpOptions {
   readonly readyTimeoutMs?: number;
 }
 
-export interface TestbedServiceUpResult {
+export interface NamedTestbedUpResult {
   /** False when a healthy testbed was already up (nothing was done). */
   readonly created: boolean;
   /** What a broken earlier testbed left and `up` removed first. */
@@ -198,7 +200,7 @@ export interface TestbedServiceUpResult {
  * started detached (new session, stdio to `<runDir>/daemon.log`) and waited for. If it fails,
  * its error and log tail are in the thrown `TestbedError` and nothing of it is left.
  */
-export async function testbedServiceUp(o: TestbedServiceUpOptions): Promise<TestbedServiceUpResult> {
+export async function namedTestbedUp(o: NamedTestbedUpOptions): Promise<NamedTestbedUpResult> {
   const { config, runDir } = o;
   if (!o.daemonCommand.includes(runDir))
     throw new TestbedError("TESTBED_STATE", "the daemon command must name the run directory");
@@ -311,7 +313,7 @@ async function waitReady(
 }
 
 /** Removes the testbed of `config` (under the lock of its `up`/`down`). */
-export async function testbedServiceDown(
+export async function namedTestbedDown(
   config: ClusterConfig,
   runDir: string,
   root: string,

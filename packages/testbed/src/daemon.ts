@@ -2,7 +2,7 @@
  * The testbed daemon: the controller that keeps a testbed's VMs alive after `vpc testbed up`
  * returns. A host agent stops its VMs when its SSH channel to the controller ends, and a qemu
  * host lives as long as the process that made it, so one long-lived process per testbed makes
- * the hosts (`testbedSessionUp`), boots the cluster (`Cluster.start`) and then serves the
+ * the hosts (`ensureConfigHosts`), boots the cluster (`Cluster.start`) and then serves the
  * control socket (control-socket.ts) for `status`, `run`, `checkpoint`, `kill`, `restore`,
  * `exec` and `shutdown`. Cluster operations (checkpoint, kill, restore) run one at a time;
  * `exec` and `status` run beside them.
@@ -29,7 +29,7 @@ import {
 } from "@vpc/cluster";
 import type { ExecResult } from "@vpc/controller";
 import { ControllerError } from "@vpc/controller";
-import { testbedSessionUp } from "./config-hosts.js";
+import { ensureConfigHosts } from "./config-hosts.js";
 import {
   type ControlRequest,
   controlSocketPath,
@@ -152,7 +152,7 @@ class TestbedDaemon {
   async start(): Promise<void> {
     const { config, runDir } = this.#o;
     this.say(`testbed ${config.name}: ${config.hosts.length} hosts on ${config.fabric.prefix}`);
-    const up = await testbedSessionUp(config, runDir);
+    const up = await ensureConfigHosts(config, runDir);
     if (up.status.state !== "up")
       throw new TestbedError("TESTBED_STATE", `hosts not healthy: ${up.status.problems.join("; ")}`);
     this.say(`hosts up: ${up.status.hosts.map((h) => `${h.name} ${h.ip}`).join(", ")}`);

@@ -1,18 +1,18 @@
 export {
+  type ConfigHostStatus,
+  type ConfigHostsStatus,
   checkConfigOnMachine,
   checkGuestRam,
   configGuestMiB,
+  configHostsStatus,
+  type EnsureConfigHostsResult,
+  ensureConfigHosts,
   fabricConflicts,
+  namedTestbedDir,
+  namedTestbedsRoot,
   parseMemAvailableMiB,
-  type TestbedSessionHostStatus,
-  type TestbedSessionStatus,
-  type TestbedSessionUpResult,
+  removeConfigHosts,
   testbedHostSpecs,
-  testbedSessionDir,
-  testbedSessionDown,
-  testbedSessionRoot,
-  testbedSessionStatus,
-  testbedSessionUp,
 } from "./config-hosts.js";
 export {
   CONTROL_SOCKET_FILE,
@@ -34,15 +34,15 @@ export { formatEpochLine, runTestbedDaemon, type TestbedDaemonOptions } from "./
 export {
   connectTestbed,
   liveDaemonPid,
+  type NamedTestbedUpOptions,
+  type NamedTestbedUpResult,
+  namedTestbedDown,
+  namedTestbedUp,
   removeTestbed,
   reportProblems,
   type TestbedReport,
-  type TestbedServiceUpOptions,
-  type TestbedServiceUpResult,
   tailLines,
   testbedReport,
-  testbedServiceDown,
-  testbedServiceUp,
 } from "./daemon-launcher.js";
 export { type ClusterDemoOptions, type ClusterDemoResult, runClusterDemo } from "./demo.js";
 export {
