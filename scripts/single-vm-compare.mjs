@@ -16,6 +16,7 @@ import {
   CheckpointLoop,
   createEngine,
   loadGuestImage,
+  parseEngineSpec,
   startVmWithAgent,
 } from "../packages/controller/dist/index.js";
 import { CheckpointStore } from "../packages/storage/dist/index.js";
@@ -49,7 +50,7 @@ async function runOne(spec) {
   try {
     if (spec !== "none") {
       store = await CheckpointStore.open(join(work, "store"), { create: true });
-      engine = createEngine(spec, { vm: live.vm, store, agent: live.agent });
+      engine = createEngine(parseEngineSpec(spec), { vm: live.vm, store, agent: live.agent });
       loop = new CheckpointLoop({ vm: live.vm, engine, intervalMs: Number(o.interval) }).start();
     }
     const t0 = performance.now();

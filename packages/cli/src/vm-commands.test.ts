@@ -22,7 +22,7 @@ describe("parseCheckpointArgs", () => {
     ]);
     expect(a).toMatchObject({
       store: "/tmp/s",
-      engine: "cow",
+      engine: { name: "cow", strategy: undefined, params: { buffer: 0 } },
       count: 3,
       intervalMs: 500,
       name: "vm0",

@@ -15,6 +15,7 @@ import {
   createEngine,
   createJsonLogger,
   type Distribution,
+  type EngineSpec,
   type Logger,
   type LogLevel,
   parseEngineSpec,
@@ -95,7 +96,8 @@ export interface CheckpointArgs {
   readonly help: boolean;
   readonly json: boolean;
   readonly store: string;
-  readonly engine: string;
+  /** `--engine`, parsed. */
+  readonly engine: EngineSpec;
   readonly intervalMs: number;
   readonly count: number;
   readonly name: string;
@@ -134,8 +136,9 @@ export function parseCheckpointArgs(args: readonly string[]): CheckpointArgs {
   if (positionals.length > 0) throw new UsageError(`unexpected argument: ${positionals[0]}`);
   if (values.help) return { help: true } as CheckpointArgs;
   if (values.store === undefined) throw new UsageError("--store DIR is required");
+  let engine: EngineSpec;
   try {
-    parseEngineSpec(values.engine);
+    engine = parseEngineSpec(values.engine);
   } catch (e) {
     throw new UsageError(`--engine: ${e instanceof Error ? e.message : String(e)}`);
   }
@@ -144,7 +147,7 @@ export function parseCheckpointArgs(args: readonly string[]): CheckpointArgs {
     help: false,
     json: values.json,
     store: values.store,
-    engine: values.engine,
+    engine,
     intervalMs: intOption("interval-ms", values["interval-ms"], 100, 1000),
     count: intOption("count", values.count, 1, 5),
     name: values.name,
@@ -256,7 +259,7 @@ export async function runCheckpointCommand(argv: readonly string[], io: CliIo): 
           ...(a.logger === undefined ? {} : { logger: a.logger }),
         });
         try {
-          say(`taking ${a.count} checkpoints with ${a.engine} every ${a.intervalMs} ms into ${a.store}`);
+          say(`taking ${a.count} checkpoints with ${engine.spec} every ${a.intervalMs} ms into ${a.store}`);
           const loop = new CheckpointLoop({
             vm: avm.vm,
             engine,

@@ -21,6 +21,7 @@ import {
   type AgentVm,
   type CheckpointMetrics,
   createEngine,
+  parseEngineSpec,
   startVmWithAgent,
 } from "../src/engines/index.js";
 import { shellQuote } from "../src/internal/shell.js";
@@ -110,7 +111,7 @@ async function runEngine(
     create: true,
     fsync: false,
   });
-  const engine = createEngine(spec, { vm: live.vm, store, agent: live.agent });
+  const engine = createEngine(parseEngineSpec(spec), { vm: live.vm, store, agent: live.agent });
   const records: CheckpointMetrics[] = [];
   try {
     for (let e = 0; e <= checkpoints; e++) {

@@ -14,7 +14,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CheckpointStore } from "@vpc/storage";
 import { expect, it } from "vitest";
-import { createEngine, startVmWithAgent } from "../src/engines/index.js";
+import { createEngine, parseEngineSpec, startVmWithAgent } from "../src/engines/index.js";
 import { loadGuestImage } from "../src/guest-image.js";
 import { memcheck, restoreRow, restoreTimed, waitFor } from "../src/testing/restore-timing.js";
 
@@ -42,7 +42,9 @@ it("eager vs lazy restore of one VM", async () => {
       60_000,
     );
     store = await CheckpointStore.open(join(work, "store"), { create: true, fsync: false });
-    const engine = createEngine("cow", { vm, store, agent } as Parameters<typeof createEngine>[1]);
+    const engine = createEngine(parseEngineSpec("cow"), { vm, store, agent } as Parameters<
+      typeof createEngine
+    >[1]);
     await engine.checkpoint(0);
     await new Promise((r) => setTimeout(r, 1000));
     await engine.checkpoint(1);

@@ -5,7 +5,7 @@ import { DirtyLogClient } from "@vpc/dirty-log";
 import { CheckpointStore } from "@vpc/storage";
 import { afterEach, describe, expect, it } from "vitest";
 import { type AgentVm, startVmWithAgent } from "./engines/agent-vm.js";
-import { createEngine } from "./engines/index.js";
+import { createEngine, parseEngineSpec } from "./engines/index.js";
 import { CheckpointError } from "./errors.js";
 import { loadGuestImage } from "./guest-image.js";
 import { restoreVm } from "./restore.js";
@@ -39,7 +39,9 @@ describe("lazy restore (real QEMU, TCG)", () => {
     );
     const store = await CheckpointStore.open(join(work, "store"), { create: true, fsync: false });
     cleanup.push(() => store.close());
-    const engine = createEngine("cow", { vm, store, agent } as Parameters<typeof createEngine>[1]);
+    const engine = createEngine(parseEngineSpec("cow"), { vm, store, agent } as Parameters<
+      typeof createEngine
+    >[1]);
     await engine.checkpoint(0);
     await new Promise((r) => setTimeout(r, 500));
     await engine.checkpoint(1);
@@ -81,7 +83,7 @@ describe("lazy restore (real QEMU, TCG)", () => {
       stagingSlots: (rv.config.memMiB * 1024 * 1024) / 4096,
     });
     const atPause = (e: number) => join(work, `ram-at-pause-${e}`);
-    const engine2 = createEngine("cow", {
+    const engine2 = createEngine(parseEngineSpec("cow"), {
       vm: rv,
       store,
       agent: client,

@@ -15,6 +15,7 @@ import {
   createEngine,
   type GuestImage,
   loadGuestImage,
+  parseEngineSpec,
   restoreVmWithAgent,
   startVmWithAgent,
 } from "@vpc/controller";
@@ -84,7 +85,7 @@ async function withVm<T>(
     );
     if (cell.engine !== NO_CHECKPOINT) {
       store = await CheckpointStore.open(join(work, "store"), { create: true });
-      engine = createEngine(cell.engine, { vm: agentVm.vm, store, agent: agentVm.agent });
+      engine = createEngine(parseEngineSpec(cell.engine), { vm: agentVm.vm, store, agent: agentVm.agent });
     }
     return await body({ image, work, agentVm, store, engine });
   } finally {

@@ -19,6 +19,8 @@ import {
   type ClosableEngine,
   ControllerError,
   createEngine,
+  type EngineSpec,
+  parseEngineSpec,
   restoreVmWithAgent,
   startVmWithAgent,
 } from "@vpc/controller";
@@ -37,6 +39,7 @@ export interface AgentInitParams {
   readonly secret: string;
   /** Fabric address the switch's tunnel listener binds to. */
   readonly listenIp: string;
+  /** The engine spec as `formatEngineSpec` writes it (the RPC is JSON); parsed once, by `init`. */
   readonly engine: string;
   readonly fsync: boolean;
   readonly image?: string;
@@ -70,6 +73,8 @@ interface HostedVm {
 export class HostAgent {
   readonly #log: Logger;
   #p: AgentInitParams | undefined;
+  /** `#p.engine`, parsed. */
+  #engine: EngineSpec | undefined;
   #store: CheckpointStore | undefined;
   #switch: VnetSwitch | undefined;
   readonly #vms = new Map<string, HostedVm>();
@@ -118,6 +123,7 @@ export class HostAgent {
   async init(params: AgentInitParams): Promise<{ tunnel: { host: string; port: number } }> {
     if (this.#p)
       throw new ClusterError("CLUSTER_STATE", "agent already initialised", { hostId: params.hostId });
+    this.#engine = parseEngineSpec(params.engine);
     this.#p = params;
     await mkdir(join(params.hostDir, "vnet"), { recursive: true, mode: 0o700 });
     this.#store = await CheckpointStore.open(join(params.hostDir, "store"), {
@@ -196,7 +202,7 @@ export class HostAgent {
     const sw = this.#requireSwitch();
     const counters = sw.stats().ports.find((p) => p.id === spec.name)?.counters;
     hv.lastCounters = { held: counters?.heldFrames ?? 0, logged: counters?.loggedFrames ?? 0 };
-    hv.engine = createEngine(this.#requireParams().engine, {
+    hv.engine = createEngine(this.#requireEngine(), {
       vm: this.#switchedVm(hv),
       store: this.#requireStore(),
       agent: avm.agent,
@@ -379,6 +385,11 @@ export class HostAgent {
   #requireParams(): AgentInitParams {
     if (!this.#p) throw new ClusterError("CLUSTER_STATE", "agent not initialised (call init first)");
     return this.#p;
+  }
+
+  #requireEngine(): EngineSpec {
+    this.#requireParams();
+    return this.#engine!;
   }
 
   #requireStore(): CheckpointStore {

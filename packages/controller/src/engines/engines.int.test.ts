@@ -7,7 +7,7 @@ import { CheckpointLoop } from "../checkpoint-loop.js";
 import { loadGuestImage } from "../guest-image.js";
 import { differingPages, memcheck, waitFor } from "../testing/restore-timing.js";
 import { type AgentVm, restoreVmWithAgent, startVmWithAgent } from "./agent-vm.js";
-import { createEngine } from "./index.js";
+import { createEngine, parseEngineSpec } from "./index.js";
 
 // Real QEMU (TCG) with the agent and vpc-memcheck from the guest image (`make guest`).
 // VPC_ENGINE_TEST_ENGINES="cow vpc" narrows the set; VPC_ENGINE_TEST_CHECKPOINTS sets how many.
@@ -45,7 +45,7 @@ describe("checkpoint engines (real QEMU, TCG): checkpoint, SIGKILL, restore", ()
       const store = await CheckpointStore.open(join(work, "store"), { create: true, fsync: false });
       // Guest RAM as it was in each epoch's pause: what that epoch must restore, byte for byte.
       const atPause = (epoch: number) => join(work!, `ram-at-pause-${epoch}`);
-      const engine = createEngine(spec, {
+      const engine = createEngine(parseEngineSpec(spec), {
         vm,
         store,
         agent,
@@ -117,7 +117,7 @@ describe("checkpoint engines (real QEMU, TCG): checkpoint, SIGKILL, restore", ()
       "cd /tmp && (for i in 1 2 3; do mpiexec -n 1 /opt/npb/bin/cg W || exit 1; done > /run/npb.out 2>&1; echo NPB-EXIT $? >> /run/npb.out) </dev/null >/dev/null 2>&1 &",
     );
     const store = await CheckpointStore.open(join(work, "store"), { create: true, fsync: false });
-    const engine = createEngine("vpc", { vm, store, agent });
+    const engine = createEngine(parseEngineSpec("vpc"), { vm, store, agent });
     const loop = new CheckpointLoop({ vm, engine, intervalMs: 1000 }).start();
     // Kill once an increment after the full epoch is committed (a loaded machine takes longer
     // than the 1 s interval for the full one, so wait for the commit, not for a time).

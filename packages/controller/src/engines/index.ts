@@ -1,6 +1,6 @@
 import { AgentEngine } from "./agent-engine.js";
 import { QemuEngine } from "./qemu-engine.js";
-import { parseEngineSpec } from "./spec.js";
+import type { EngineSpec } from "./spec.js";
 import type { CheckpointEngine, EngineContext } from "./types.js";
 
 export {
@@ -30,11 +30,14 @@ export * from "./types.js";
 /** A checkpoint engine that can release what it holds open. */
 export type ClosableEngine = CheckpointEngine & { close(): Promise<void> };
 
-/** Builds the engine named by `spec` (e.g. `cow`, `vpc(early-writers:windowMs=100)`, `precopy:rounds=3`). */
-export function createEngine(spec: string, ctx: EngineContext): ClosableEngine {
-  const s = parseEngineSpec(spec);
-  return s.name === "qemu-snapshot" || s.name === "qemu-stop"
-    ? new QemuEngine(ctx, s)
-    : new AgentEngine(ctx, s);
+/**
+ * Builds the engine a parsed spec names. Parse the spec string once where it enters the process
+ * (`parseEngineSpec("vpc(early-writers:windowMs=100)")`) and pass the value on; the engine's
+ * `spec` (and its metrics' `engine`) is the canonical string `formatEngineSpec` gives.
+ */
+export function createEngine(spec: EngineSpec, ctx: EngineContext): ClosableEngine {
+  return spec.name === "qemu-snapshot" || spec.name === "qemu-stop"
+    ? new QemuEngine(ctx, spec)
+    : new AgentEngine(ctx, spec);
 }
 export { type AgentVm, type AgentVmOptions, restoreVmWithAgent, startVmWithAgent } from "./agent-vm.js";
