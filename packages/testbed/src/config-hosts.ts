@@ -148,7 +148,7 @@ export function checkSshKeys(config: ClusterConfig, exists: (path: string) => bo
  * own probe (prerequisites, agent copy) runs later in the daemon; this one only keeps `up` from
  * starting a daemon for a host that cannot work.
  */
-export async function checkSshLogins(config: ClusterConfig, timeoutMs = 10_000): Promise<void> {
+async function checkSshLogins(config: ClusterConfig, timeoutMs = 10_000): Promise<void> {
   const hosts = config.hosts.map((h, i) => ({ h, i })).filter(({ h }) => h.ssh !== undefined);
   const results = await Promise.allSettled(
     hosts.map(async ({ h }) => {
