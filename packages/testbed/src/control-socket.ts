@@ -21,7 +21,7 @@ import { RpcError, RpcPeer } from "@vpc/cluster";
 import { isNpbClass, isNpbKernel, type NpbClass, type NpbKernel, type NpbResult } from "@vpc/npb";
 import { TestbedError } from "./errors.js";
 
-export const CONTROL_SOCKET_FILE = "control.sock";
+const CONTROL_SOCKET_FILE = "control.sock";
 export const DAEMON_PID_FILE = "daemon.pid";
 export const DAEMON_LOG_FILE = "daemon.log";
 
