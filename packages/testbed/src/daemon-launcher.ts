@@ -135,7 +135,7 @@ export function tailLines(path: string, n: number): string {
  * Stops the daemon of `runDir` (asks it, then SIGKILL by PID if it does not exit) and removes
  * everything of the testbed. Returns what was removed and what is still there.
  */
-export async function removeTestbed(runDir: string): Promise<{ removed: string[]; left: string[] }> {
+async function removeTestbed(runDir: string): Promise<{ removed: string[]; left: string[] }> {
   const removed: string[] = [];
   const pid = liveDaemonPid(runDir);
   if (pid !== undefined) {
