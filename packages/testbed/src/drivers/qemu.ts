@@ -25,14 +25,14 @@ import type { HostDriver, Removal } from "./driver.js";
 import { linkExists, linkGone, portOpen, processCmdline, run } from "./system.js";
 
 /** The host agent's directory inside every L1 (its own tmpfs /run: RAM of the L1). */
-export const QEMU_HOST_DIR = "/run/vpc-host";
+const QEMU_HOST_DIR = "/run/vpc-host";
 
 /** The L1s this process started, by testbed run directory and host name (for an in-process `down`). */
 const live = new Map<string, QemuHost>();
 const liveKey = (runDir: string, name: string): string => `${runDir}\0${name}`;
 
 /** Tap of a qemu host (≤ 15 bytes; netns hosts' veths are `vpc<id><name>`). */
-export function qemuTapName(testbedId: string, host: string): string {
+function qemuTapName(testbedId: string, host: string): string {
   return `vpq${testbedId}${host}`.slice(0, 15);
 }
 
