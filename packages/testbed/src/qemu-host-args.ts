@@ -44,7 +44,7 @@ export interface HostArgs {
   readonly tap: string | undefined;
 }
 
-export const FABRIC_NETDEV_ID = "fabric";
+const FABRIC_NETDEV_ID = "fabric";
 const IFNAME = /^[A-Za-z0-9_.-]{1,15}$/;
 const SIZE = /^(\d+[kmg]?|\d{1,3}%)$/i;
 
