@@ -15,7 +15,7 @@ export interface HostImage extends GuestImage {
   readonly failMarker: string;
 }
 
-export const HOST_IMAGE_FORMAT = "vpc-host-image/1";
+const HOST_IMAGE_FORMAT = "vpc-host-image/1";
 
 /**
  * The image directory: `$VPC_HOST_IMAGE` if set, else `host` next to the guest image directory
