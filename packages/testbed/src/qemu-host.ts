@@ -70,8 +70,8 @@ export interface SshEndpoint {
   readonly privateKeyPath: string;
 }
 
-export const DEFAULT_HOST_MEM_MIB = 1536;
-export const DEFAULT_HOST_BOOT_TIMEOUT_MS = 180_000;
+const DEFAULT_HOST_MEM_MIB = 1536;
+const DEFAULT_HOST_BOOT_TIMEOUT_MS = 180_000;
 
 export class QemuHost {
   readonly name: string;
