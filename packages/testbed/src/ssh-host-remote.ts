@@ -221,7 +221,7 @@ async function listFiles(root: string, rel: string, out: string[]): Promise<void
  * of native modules). A package's files are its `files` list, else its whole directory minus
  * nested node_modules, tests and native build intermediates.
  */
-export async function agentClosure(agentPackageDir: string): Promise<AgentPackage[]> {
+async function agentClosure(agentPackageDir: string): Promise<AgentPackage[]> {
   const out: AgentPackage[] = [];
   const done = new Set<string>();
   const visit = async (dir: string): Promise<void> => {
