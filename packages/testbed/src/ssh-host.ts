@@ -247,7 +247,7 @@ export interface AgentCopyPlan {
 }
 
 /** Where the copied guest image lands under `<dir>/agent` (the agent is told, not left to search). */
-export const COPIED_IMAGE_DIR = "images/guest";
+const COPIED_IMAGE_DIR = "images/guest";
 
 /**
  * The copy: every package flat under `node_modules/<name>/` (Node resolves bare imports by
