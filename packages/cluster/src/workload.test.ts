@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
 import { validateClusterConfig } from "./config.js";
-import { DONE, resultBlocks, workloadCommand } from "./workload.js";
+import { DONE, oversubscription, resultBlocks, workloadCommand } from "./workload.js";
 
 const fixture = (name: string) => readFile(join(import.meta.dirname, "../../npb/src/fixtures", name), "utf8");
 
@@ -24,6 +24,32 @@ describe("resultBlocks", () => {
   it("keeps an unsuccessful block, so the caller sees it was not verified", async () => {
     const wrong = await fixture("is-W-np4-wrong-reference.txt");
     expect(resultBlocks(wrong).map((b) => b.verified)).toEqual([false]);
+  });
+});
+
+describe("oversubscription", () => {
+  const twoByTwo = validateClusterConfig({
+    hosts: [
+      { name: "h1", vms: [{ name: "vm1" }, { name: "vm2" }] },
+      { name: "h2", vms: [{ name: "vm3" }, { name: "vm4" }] },
+    ],
+  });
+
+  it("warns when the ranks on this machine's VMs outnumber its cores, naming both", () => {
+    expect(oversubscription(twoByTwo, 4, 2)).toMatch(/^4 MPI ranks on this machine's 4 VMs and 2 cores: /);
+    expect(oversubscription(twoByTwo, 4, 4)).toBeUndefined();
+    expect(oversubscription(twoByTwo, 2, 2)).toBeUndefined();
+  });
+
+  it("counts only VMs on netns hosts, which share this machine's cores", () => {
+    const nested = validateClusterConfig({
+      hosts: [
+        { name: "q1", kind: "qemu", vms: [{ name: "vm1" }, { name: "vm2" }] },
+        { name: "h2", vms: [{ name: "vm3" }] },
+      ],
+    });
+    expect(oversubscription(nested, 3, 2)).toBeUndefined();
+    expect(oversubscription(nested, 3, 0)).toMatch(/^1 MPI ranks on this machine's 1 VMs/);
   });
 });
 

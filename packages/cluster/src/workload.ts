@@ -40,6 +40,27 @@ export function workloadCommand(config: ClusterConfig): string {
   return `cd /root && setsid sh -c '(${loop}); echo ${DONE} rc=$?' >${OUT} 2>&1 </dev/null &`;
 }
 
+/**
+ * Pure: a warning when the MPI ranks of a run want more cores than this machine has. Only VMs on
+ * netns hosts run here (qemu and ssh hosts bring their own cores). Each rank's VM runs under TCG,
+ * and an MPI rank busy-polls while it waits, which keeps its vCPU thread and QEMU's main loop
+ * busy: with more ranks than cores a kernel that takes seconds takes minutes or stalls
+ * (docs/cluster.md, "How many VMs"). Undefined when the run fits.
+ */
+export function oversubscription(config: ClusterConfig, np: number, cores: number): string | undefined {
+  const localHosts = new Set(config.hosts.filter((h) => h.kind === "netns").map((h) => h.name));
+  const local = clusterVms(config).filter((v) => localHosts.has(v.hostId));
+  const localRanks = Math.min(
+    np,
+    local.reduce((a, v) => a + v.cpus, 0),
+  );
+  if (localRanks <= cores) return undefined;
+  return (
+    `${localRanks} MPI ranks on this machine's ${local.length} VMs and ${cores} cores: waiting ranks busy-poll, ` +
+    'so expect the kernel to run many times slower or stall (one VM per core: testbed/demo.json; docs/cluster.md, "How many VMs")'
+  );
+}
+
 /** Pure: where a run stands, from its output so far. */
 export function runProgress(
   out: string,

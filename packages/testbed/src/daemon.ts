@@ -14,6 +14,7 @@
  */
 import { chmodSync, existsSync, rmSync } from "node:fs";
 import { createServer, type Server } from "node:net";
+import { availableParallelism } from "node:os";
 import type { EpochMetrics } from "@vpc/cluster";
 import {
   Cluster,
@@ -21,6 +22,7 @@ import {
   ClusterError,
   clusterVms,
   OUT,
+  oversubscription,
   RpcPeer,
   resultBlocks,
   runProgress,
@@ -384,6 +386,8 @@ class TestbedDaemon {
     try {
       await Promise.all(vms.map((v) => c0.exec(v, REAP_WORKLOAD, 30_000)));
       this.say(`run: ${label} across ${vms.join(", ")}`);
+      const crowded = oversubscription(config, workload.np, availableParallelism());
+      if (crowded !== undefined) this.say(`run: warning: ${crowded}`);
       await c0.exec(vms[0]!, workloadCommand({ ...config, workload }), 30_000);
       const every = req.checkpointEveryMs;
       if (every !== undefined)

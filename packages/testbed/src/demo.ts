@@ -4,6 +4,7 @@
  * the last committed epoch, the run finished and verified, everything torn down.
  */
 
+import { availableParallelism } from "node:os";
 import type { EpochMetrics } from "@vpc/cluster";
 import {
   Cluster,
@@ -11,6 +12,7 @@ import {
   clusterVms,
   DONE,
   OUT,
+  oversubscription,
   runProgress,
   runVerdict,
   STARTED,
@@ -102,6 +104,8 @@ export async function runClusterDemo(o: ClusterDemoOptions): Promise<ClusterDemo
     say(
       `workload: ${config.workload.kernel.toUpperCase()}.${config.workload.class} -n ${config.workload.np} ×${config.workload.repeat}`,
     );
+    const crowded = oversubscription(config, config.workload.np, availableParallelism());
+    if (crowded !== undefined) say(`warning: ${crowded}`);
     const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
     const remaining = (what: string): number => {
       const left = deadline - Date.now();
