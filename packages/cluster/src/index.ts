@@ -61,6 +61,7 @@ export { encodeRpcMessage, MAX_RPC_FRAME_BYTES, RpcDecoder, type RpcMessage } fr
 export {
   DONE,
   OUT,
+  oversubscription,
   resultBlocks,
   runProgress,
   runVerdict,
