@@ -197,7 +197,7 @@ export async function main(argv: readonly string[], io: CliIo, run: MainOptions 
 }
 
 /** The version in this package's package.json (beside `dist/` and `src/` alike). */
-export function cliVersion(): string {
+function cliVersion(): string {
   const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as {
     version: string;
   };
