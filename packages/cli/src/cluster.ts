@@ -19,7 +19,7 @@ interface Io {
   readonly stderr: (text: string) => void;
 }
 
-export const CLUSTER_USAGE = `Usage: vpc cluster <demo|up|down> [options]
+const CLUSTER_USAGE = `Usage: vpc cluster <demo|up|down> [options]
 
   demo [--config FILE] [--json] [--keep]
       two netns hosts, a VM cluster, an NPB kernel across it with global checkpoints every
@@ -54,7 +54,7 @@ export function defaultConfig(): string {
  * testbed/demo.json: the main job's cluster, one VM per host. Four TCG VMs running MPI need more
  * than two cores: each waiting rank keeps its vCPU thread and QEMU's main loop busy (docs/cluster.md).
  */
-export function demoConfig(): string {
+function demoConfig(): string {
   return repositoryConfig("demo.json");
 }
 
@@ -63,7 +63,7 @@ const median = (xs: number[]): number => {
   return s.length === 0 ? Number.NaN : (s[(s.length - 1) >> 1]! + s[s.length >> 1]!) / 2;
 };
 
-export function formatClusterSummary(r: ClusterDemoResult): string {
+function formatClusterSummary(r: ClusterDemoResult): string {
   const incr = r.epochs.filter((e) => !e.full);
   const solo = incr.flatMap((e) => Object.values(e.soloDowntimeMs));
   const lines = [
