@@ -4,7 +4,7 @@ import { type DoctorReport, formatDoctorReport, runDoctor } from "@vpc/testbed";
 import type { CliIo } from "./cli-common.js";
 import { usageErrorOf } from "./cli-common.js";
 
-export const DOCTOR_USAGE = `Usage: vpc doctor [--json]
+const DOCTOR_USAGE = `Usage: vpc doctor [--json]
 
 Checks what the testbed needs on this machine: Node, QEMU (version, TCG module, firmware),
 userfaultfd write-protect on shared memory (through the dirty-log agent), /dev/net/tun,
