@@ -87,7 +87,7 @@ function epochArg(name: string, value: string | undefined): number | undefined {
   return n;
 }
 
-export function parseStoreArgs(args: readonly string[]): StoreArgs | "help" {
+function parseStoreArgs(args: readonly string[]): StoreArgs | "help" {
   const { values, positionals } = parseArgs({
     args: [...args],
     strict: true,
@@ -187,7 +187,7 @@ async function withStore<T>(
 
 const json = (v: unknown): string => `${JSON.stringify(v, null, 2)}\n`;
 
-export function formatBytes(n: number): string {
+function formatBytes(n: number): string {
   if (n < 1024) return `${n} B`;
   const units = ["KiB", "MiB", "GiB", "TiB"];
   let v = n / 1024;
@@ -282,7 +282,7 @@ async function infoCommand(a: StoreArgs, io: CliIo): Promise<number> {
 // ------------------------------------------------------------------ verify
 
 /** One line per problem: the store's messages already name the file and offset; others get them added. */
-export function formatProblem(p: StoreProblem): string {
+function formatProblem(p: StoreProblem): string {
   const where = p.offset === undefined ? p.path : `${p.path} at offset ${p.offset}`;
   return `${p.code.padEnd(8)} ${p.message.includes(p.path) ? p.message : `${where}: ${p.message}`}`;
 }
