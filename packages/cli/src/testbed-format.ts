@@ -54,7 +54,7 @@ export type TestbedCommandStyle =
   | { readonly kind: "cli"; readonly prefix: string; readonly config: string | undefined };
 
 /** Pure: the command line of `action` with `args` (e.g. "vm1 -- uname -a") in `style`. */
-export function testbedCommand(style: TestbedCommandStyle, action: string, args = ""): string {
+function testbedCommand(style: TestbedCommandStyle, action: string, args = ""): string {
   if (style.kind === "make")
     return `make testbed ${action}${style.config ? ` CONFIG=${style.config}` : ""}${args ? ` ARGS="${args}"` : ""}`;
   // --config before the arguments: everything after exec's "--" is the guest's command.
@@ -62,7 +62,7 @@ export function testbedCommand(style: TestbedCommandStyle, action: string, args 
 }
 
 /** The next commands after `up`/`status`. */
-export function nextCommands(r: TestbedReport, style: TestbedCommandStyle): string[] {
+function nextCommands(r: TestbedReport, style: TestbedCommandStyle): string[] {
   const tb = (action: string, args?: string): string => testbedCommand(style, action, args);
   const first = r.hosts[0];
   const vm = r.vms[0]?.name ?? "VM";
