@@ -93,7 +93,7 @@ const SUB_USAGE: Record<string, string> = {
   but keeps the hosts (status then says the daemon is not running); down or up clean up.`,
 };
 
-export const TESTBED_USAGE = `Usage: vpc testbed <command> [--config FILE] [--json]
+const TESTBED_USAGE = `Usage: vpc testbed <command> [--config FILE] [--json]
 
 Commands:
   up           create the hosts, boot the VMs, leave the testbed daemon running
@@ -126,7 +126,7 @@ export interface TestbedArgs {
   readonly runDir?: string;
 }
 
-export class TestbedUsageError extends Error {
+class TestbedUsageError extends Error {
   override readonly name = "TestbedUsageError";
 }
 
