@@ -30,7 +30,7 @@ const EXIT_OK = 0;
 const EXIT_FAILED = 1;
 const EXIT_USAGE = 2;
 
-export const CHECKPOINT_USAGE = `Usage: vpc checkpoint --store DIR [options]
+const CHECKPOINT_USAGE = `Usage: vpc checkpoint --store DIR [options]
 
 Boots one guest with the dirty-log agent, starts a workload in it, and takes --count checkpoints
 every --interval-ms with --engine into the checkpoint store DIR (created if missing). Prints one line
@@ -53,7 +53,7 @@ Options:
 
 Exit status: 0 every checkpoint committed, 1 a checkpoint or step failed, 2 usage error.`;
 
-export const RESTORE_USAGE = `Usage: vpc restore --store DIR [options]
+const RESTORE_USAGE = `Usage: vpc restore --store DIR [options]
 
 Restarts a VM from a committed epoch of the checkpoint store DIR (RAM materialised from the epoch
 chain, device state fed to QEMU with -incoming defer), prints the restore time, optionally runs a
@@ -205,7 +205,7 @@ export function parseRestoreArgs(args: readonly string[]): RestoreArgs {
 }
 
 /** One progress line per checkpoint record. */
-export function formatCheckpointRecord(r: CheckpointRecord): string {
+function formatCheckpointRecord(r: CheckpointRecord): string {
   if (!r.ok) return `epoch ${r.epoch}  FAILED at ${r.stage}: ${r.error.message}`;
   return (
     `epoch ${r.epoch}  pause ${r.pauseMs.toFixed(1)} ms  solo downtime ${r.soloDowntimeMs.toFixed(1)} ms  ` +
