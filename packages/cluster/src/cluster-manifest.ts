@@ -11,6 +11,7 @@ export const CLUSTER_MANIFEST_FORMAT = "vpc-cluster-epoch/2";
 export interface ClusterManifest {
   readonly format: typeof CLUSTER_MANIFEST_FORMAT;
   readonly epoch: number;
+  /** The engine spec, canonical (`formatEngineSpec`). */
   readonly engine: string;
   readonly hosts: readonly { readonly hostId: string; readonly vms: readonly string[] }[];
   readonly committedAt: string;

@@ -12,7 +12,7 @@ import { randomBytes } from "node:crypto";
 import { appendFile, mkdir, readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { ExecResult } from "@vpc/controller";
-import { type Logger, silentLogger, writeFileDurable } from "@vpc/controller";
+import { formatEngineSpec, type Logger, silentLogger, writeFileDurable } from "@vpc/controller";
 import {
   CLUSTER_MANIFEST_FORMAT,
   type ClusterManifest,
@@ -84,6 +84,8 @@ interface AgentVmSpec {
 export class Cluster {
   readonly config: ClusterConfig;
   readonly controllerDir: string;
+  /** `config.engine` as the canonical string that goes to the host agents and into the manifests. */
+  readonly #engine: string;
   readonly #o: ClusterOptions;
   readonly #log: Logger;
   #hosts: HostClient[] = [];
@@ -95,6 +97,7 @@ export class Cluster {
   private constructor(o: ClusterOptions) {
     this.#o = o;
     this.config = o.config;
+    this.#engine = formatEngineSpec(o.config.engine);
     this.controllerDir = o.controllerDir;
     this.#log = o.logger ?? silentLogger;
   }
@@ -210,7 +213,7 @@ export class Cluster {
           hostDir: ep.dir,
           secret,
           listenIp: ep.address,
-          engine: this.config.engine,
+          engine: this.#engine,
           fsync: this.config.fsync,
           ...(ep.imageDir !== undefined
             ? { image: ep.imageDir }
@@ -321,7 +324,7 @@ export class Cluster {
     const text = encodeClusterManifest({
       format: CLUSTER_MANIFEST_FORMAT,
       epoch,
-      engine: this.config.engine,
+      engine: this.#engine,
       hosts: reports.map((r) => ({ hostId: r.hostId, vms: r.vms.map((v) => v.vmId) })),
       committedAt: new Date().toISOString(),
     });

@@ -1,6 +1,7 @@
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { parseEngineSpec } from "@vpc/controller";
 import { describe, expect, it } from "vitest";
 import { clusterVms, loadClusterConfig, validateClusterConfig } from "./config.js";
 import { ClusterConfigError } from "./errors.js";
@@ -100,14 +101,29 @@ describe("cluster config", () => {
       ["vm3", "h2", "192.168.77.13/24", 256],
       ["vm4", "h2", "192.168.77.14/24", 512],
     ]);
-    expect(c.engine).toBe("vpc");
+    expect(c.engine).toEqual(parseEngineSpec("vpc"));
     expect(c.workload).toEqual({ kernel: "cg", class: "S", np: 4, repeat: 1 });
     expect(c.intervalMs).toBe(1000);
   });
 
   it("combines engine and predictor strategy", () => {
-    expect(validateClusterConfig({ ...base, engine: "vpc", strategy: "last" }).engine).toBe("vpc(last)");
-    expect(validateClusterConfig({ ...base, engine: "vpc:window=10" }).engine).toBe("vpc:window=10");
+    // The two fields give the spec the one-string grammar gives for `vpc(STRATEGY):PARAMS`.
+    expect(validateClusterConfig({ ...base, engine: "vpc", strategy: "last" }).engine).toEqual(
+      parseEngineSpec("vpc(last)"),
+    );
+    expect(validateClusterConfig({ ...base, engine: "vpc:window=10", strategy: "last" }).engine).toEqual(
+      parseEngineSpec("vpc(last):window=10"),
+    );
+    expect(validateClusterConfig({ ...base, engine: "vpc:window=10" }).engine).toEqual(
+      parseEngineSpec("vpc:window=10"),
+    );
+  });
+
+  it("takes an already parsed engine instead of the engine and strategy fields", () => {
+    const spec = parseEngineSpec("precopy:rounds=3");
+    expect(validateClusterConfig(base, spec).engine).toBe(spec);
+    expect(() => validateClusterConfig({ ...base, engine: "cow" }, spec)).toThrow(/engine/);
+    expect(() => validateClusterConfig(base, parseEngineSpec("qemu-stop"))).toThrow(/agent engine/);
   });
 
   it("names the first bad field", () => {
@@ -119,6 +135,7 @@ describe("cluster config", () => {
     expect(fieldOf({ ...base, engine: "turbo" })).toBe("engine");
     expect(fieldOf({ ...base, engine: "qemu-stop" })).toBe("engine");
     expect(fieldOf({ ...base, engine: "cow", strategy: "last" })).toBe("strategy");
+    expect(fieldOf({ ...base, engine: "vpc", strategy: "last\nx" })).toBe("strategy");
     expect(fieldOf({ ...base, intervalMs: 5 })).toBe("intervalMs");
     expect(fieldOf({ hosts: [{ name: "H 1", vms: [{ name: "a" }] }] })).toBe("hosts[0].name");
     expect(

@@ -6,7 +6,7 @@
  */
 import { readFile } from "node:fs/promises";
 import { isAbsolute } from "node:path";
-import { parseEngineSpec } from "@vpc/controller";
+import { type EngineSpec, parseEngineSpec } from "@vpc/controller";
 import { isNpbClass, isNpbKernel, type NpbClass, type NpbKernel } from "@vpc/npb";
 import { ClusterConfigError } from "./errors.js";
 import { FINGERPRINT } from "./host-key.js";
@@ -107,8 +107,8 @@ export interface ClusterConfig {
   readonly name: string;
   readonly fabric: { readonly prefix: string; readonly bridgeIp: string; readonly prefixLength: number };
   readonly dataPrefix: string;
-  /** Full engine spec, e.g. `vpc(k-of-n:k=2,n=4)`. */
-  readonly engine: string;
+  /** The parsed engine spec (engine and strategy together); `formatEngineSpec` gives its canonical string. */
+  readonly engine: EngineSpec;
   readonly intervalMs: number;
   readonly epochTimeoutMs: number;
   readonly hosts: readonly ClusterHostConfig[];
@@ -217,8 +217,13 @@ export function formatIp(n: number): string {
   return [24, 16, 8, 0].map((s) => Math.floor(n / 2 ** s) % 256).join(".");
 }
 
-/** Checks a parsed JSON value and fills defaults; throws `ClusterConfigError` naming the first bad field. */
-export function validateClusterConfig(input: unknown): ClusterConfig {
+/**
+ * Checks a parsed JSON value and fills defaults; throws `ClusterConfigError` naming the first bad
+ * field. `engine`, when given, is an already parsed spec used instead of the input's `engine` and
+ * `strategy` (which must then be absent): a caller that holds an `EngineSpec` does not turn it
+ * back into those two strings.
+ */
+export function validateClusterConfig(input: unknown, engine?: EngineSpec): ClusterConfig {
   if (typeof input !== "object" || input === null || Array.isArray(input)) fail("$", "must be a JSON object");
   const c = input as Record<string, unknown>;
   const known = new Set([
@@ -243,24 +248,11 @@ export function validateClusterConfig(input: unknown): ClusterConfig {
   const fabric = parsePrefix("fabricPrefix", c.fabricPrefix ?? "10.77.0.0/24");
   const data = parsePrefix("dataPrefix", c.dataPrefix ?? "192.168.77.0/24");
 
-  const engineName = c.engine ?? "vpc";
-  if (typeof engineName !== "string" || engineName.includes("("))
-    fail("engine", "must be an engine name with optional :params (put the predictor in `strategy`)");
-  let engine: string;
-  try {
-    const colon = engineName.indexOf(":");
-    const head = colon < 0 ? engineName : engineName.slice(0, colon);
-    const tail = colon < 0 ? "" : engineName.slice(colon);
-    if (c.strategy !== undefined && (typeof c.strategy !== "string" || head !== "vpc"))
-      fail("strategy", "is a string, and only for engine vpc");
-    const spec = parseEngineSpec(c.strategy === undefined ? engineName : `${head}(${c.strategy})${tail}`);
-    if (spec.name === "qemu-snapshot" || spec.name === "qemu-stop")
-      fail("engine", `${spec.name} keeps RAM in QEMU's stream; cluster checkpoints need an agent engine`);
-    engine = c.strategy === undefined ? engineName : `${head}(${c.strategy})${tail}`;
-  } catch (e) {
-    if (ClusterConfigError.isInstance(e)) throw e;
-    return fail(c.strategy === undefined ? "engine" : "strategy", (e as Error).message);
-  }
+  if (engine !== undefined && (c.engine !== undefined || c.strategy !== undefined))
+    fail(c.engine !== undefined ? "engine" : "strategy", "given both in the input and as a parsed spec");
+  const spec = engine ?? parseConfigEngine(c.engine ?? "vpc", c.strategy);
+  if (spec.name === "qemu-snapshot" || spec.name === "qemu-stop")
+    fail("engine", `${spec.name} keeps RAM in QEMU's stream; cluster checkpoints need an agent engine`);
 
   const intervalMs = int("intervalMs", c.intervalMs, 100, 3_600_000, 1000);
   const epochTimeoutMs = int("epochTimeoutMs", c.epochTimeoutMs, 1000, 3_600_000, 60_000);
@@ -357,13 +349,31 @@ export function validateClusterConfig(input: unknown): ClusterConfig {
       prefixLength: fabric.length,
     },
     dataPrefix: c.dataPrefix === undefined ? "192.168.77.0/24" : String(c.dataPrefix),
-    engine,
+    engine: spec,
     intervalMs,
     epochTimeoutMs,
     hosts,
     workload: { kernel, class: cls, np, repeat },
     fsync: (c.fsync as boolean | undefined) ?? true,
   };
+}
+
+/** A config's `engine` (a spec without strategy) and `strategy` (vpc's predictor), parsed into one spec. */
+function parseConfigEngine(engine: unknown, strategy: unknown): EngineSpec {
+  if (typeof engine !== "string" || engine.includes("("))
+    fail("engine", "must be an engine name with optional :params (put the predictor in `strategy`)");
+  let spec: EngineSpec;
+  try {
+    spec = parseEngineSpec(engine);
+  } catch (e) {
+    return fail("engine", (e as Error).message);
+  }
+  if (strategy === undefined) return spec;
+  if (typeof strategy !== "string" || spec.name !== "vpc")
+    fail("strategy", "is a string, and only for engine vpc");
+  // The spec crosses to the host agents as one line (formatEngineSpec), which the grammar reads back.
+  if (/[\n\r\u2028\u2029]/.test(strategy)) fail("strategy", "must be one line");
+  return { ...spec, strategy };
 }
 
 /** Reads and validates a JSON cluster description; a bad file is a `ClusterConfigError` on field "$". */

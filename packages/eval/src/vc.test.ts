@@ -1,11 +1,11 @@
 import type { EpochMetrics } from "@vpc/cluster";
+import { parseEngineSpec } from "@vpc/controller";
 import { describe, expect, it } from "vitest";
 import { EvaluationError } from "./errors.js";
 import { expandCells, presetConfig } from "./experiments.js";
 
 import { recordingContext, testCell } from "./test-context.js";
 import {
-  clusterEngineFields,
   createVcExecutor,
   freeFabricPrefix,
   judgeOutput,
@@ -114,27 +114,30 @@ function fakeWorld(o: {
 const context = recordingContext;
 
 describe("vc-scale cluster description", () => {
-  it("spreads VMs over hosts in blocks, one rank per VM, engine and strategy split", () => {
+  it("spreads VMs over hosts in blocks, one rank per VM, the cell's engine parsed once", () => {
     const c = vcClusterConfig(cell({ vms: 4, hosts: 2, engine: "vpc(k-of-n:k=2,n=4)" }), "10.78.9.0/24");
     expect(c.hosts.map((h) => h.vms.map((v) => v.name))).toEqual([
       ["evm1", "evm2"],
       ["evm3", "evm4"],
     ]);
-    expect(c.engine).toBe("vpc(k-of-n:k=2,n=4)");
+    expect(c.engine).toEqual(parseEngineSpec("vpc(k-of-n:k=2,n=4)"));
     expect(c.workload).toEqual({ kernel: "cg", class: "S", np: 4, repeat: 1 });
     expect(c.fabric.bridgeIp).toBe("10.78.9.1");
     expect(
       vcClusterConfig(cell({ vms: 3, hosts: 2 }), "10.78.9.0/24").hosts.map((h) => h.vms.length),
     ).toEqual([2, 1]);
-    expect(vcClusterConfig(cell({ engine: "none" }), "10.78.9.0/24").engine).toBe("stop-copy");
+    expect(vcClusterConfig(cell({ engine: "none" }), "10.78.9.0/24").engine).toEqual(
+      parseEngineSpec("stop-copy"),
+    );
+    expect(vcClusterConfig(cell({ engine: "vpc(last):window=5" }), "10.78.9.0/24").engine).toEqual(
+      parseEngineSpec("vpc(last):window=5"),
+    );
   });
 
   it("rejects cells a cluster cannot run", () => {
     expect(() => vcClusterConfig(cell({ vms: 1, hosts: 2 }), "10.78.9.0/24")).toThrow(/hosts ≤ VMs/);
     expect(() => vcClusterConfig(cell({ engine: "qemu-stop" }), "10.78.9.0/24")).toThrow(/agent engine/);
-    expect(() => clusterEngineFields("vpc((")).toThrow(/engine spec/);
-    expect(clusterEngineFields("precopy:rounds=3")).toEqual({ engine: "precopy:rounds=3" });
-    expect(clusterEngineFields("vpc(last):x=1")).toEqual({ engine: "vpc:x=1", strategy: "last" });
+    expect(() => vcClusterConfig(cell({ engine: "vpc:x=1" }), "10.78.9.0/24")).toThrow(/no parameter x/);
   });
 
   it("picks a fabric prefix no interface uses", () => {

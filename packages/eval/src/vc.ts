@@ -18,7 +18,7 @@ import {
   type EpochMetrics,
   validateClusterConfig,
 } from "@vpc/cluster";
-import { loadGuestImage } from "@vpc/controller";
+import { loadGuestImage, parseEngineSpec } from "@vpc/controller";
 import {
   clusterHosts,
   fabricConflicts,
@@ -71,14 +71,6 @@ export interface VcTimings {
 
 const DEFAULT_TIMINGS: VcTimings = { pollMs: 300, runTimeoutMs: 600_000, finalizeGraceMs: 10_000 };
 
-/** Splits a cell engine spec (`vpc(k-of-n:k=2,n=4)`, `precopy:rounds=3`) into the cluster's engine and strategy fields. */
-export function clusterEngineFields(spec: string): { engine: string; strategy?: string } {
-  const m = /^([a-z][a-z0-9-]*)(?:\(([^()]*)\))?(:.*)?$/.exec(spec);
-  if (!m) throw new EvaluationError("CONFIG", `cannot read engine spec "${spec}"`);
-  const engine = `${m[1]}${m[3] ?? ""}`;
-  return m[2] === undefined ? { engine } : { engine, strategy: m[2] };
-}
-
 /**
  * The cluster description of a cell: `hosts` netns hosts, the VMs spread over them in blocks
  * (the first hosts take one more when they do not divide evenly), one MPI rank per VM.
@@ -93,13 +85,11 @@ export function vcClusterConfig(cell: Cell, fabricPrefix: string): ClusterConfig
     const n = Math.floor(cell.vms / cell.hosts) + (h < cell.vms % cell.hosts ? 1 : 0);
     hosts.push({ name: `e${h + 1}`, vms: Array.from({ length: n }, () => ({ name: `evm${++vm}` })) });
   }
-  const engine = cell.engine === NO_CHECKPOINT ? { engine: "stop-copy" } : clusterEngineFields(cell.engine);
   const input: ClusterConfigInput = {
     name: "eval",
     fabricPrefix,
     // The data network lives inside the cluster's own switches, so a fixed prefix never clashes.
     dataPrefix: "192.168.79.0/24",
-    ...engine,
     intervalMs: Math.max(100, cell.intervalMs),
     epochTimeoutMs: 120_000,
     vm: { memMiB: cell.memMiB, cpus: 1 },
@@ -107,7 +97,10 @@ export function vcClusterConfig(cell: Cell, fabricPrefix: string): ClusterConfig
     workload: { kernel: cell.kernel, class: cell.cls, np: cell.vms, repeat: 1 },
   };
   try {
-    return validateClusterConfig(input);
+    return validateClusterConfig(
+      input,
+      parseEngineSpec(cell.engine === NO_CHECKPOINT ? "stop-copy" : cell.engine),
+    );
   } catch (cause) {
     throw new EvaluationError("CONFIG", `cell cannot run as a cluster: ${(cause as Error).message}`, {
       cause,
