@@ -44,6 +44,19 @@ describe("parseEngineSpec", () => {
       expect(() => parseEngineSpec(bad), bad).toThrow(/engine/);
     }
   });
+  it("reads its canonical string back to the same spec (what a process sends another)", () => {
+    for (const text of [
+      "stop-copy",
+      "cow:buffer=5",
+      "vpc",
+      "vpc(last):window=5",
+      "vpc(a(b)c)",
+      "precopy:rounds=2",
+    ]) {
+      const spec = parseEngineSpec(text);
+      expect(parseEngineSpec(formatEngineSpec(spec)), text).toEqual(spec);
+    }
+  });
 });
 
 describe("device-state envelope", () => {
