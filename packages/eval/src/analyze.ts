@@ -95,6 +95,19 @@ export interface EngineSteps {
   readonly stepsMedianMs: Readonly<Record<string, number>>;
 }
 
+/** The VMs' pauses in the global checkpoints of one engine (vc-scale): by step, and how far apart they began. */
+export interface VcPauseSteps {
+  readonly engine: string;
+  /** Committed incremental global checkpoints that recorded steps. */
+  readonly epochs: number;
+  /** VM pauses in them. */
+  readonly vmPauses: number;
+  /** Median over epochs of the last VM's pause start after the first's (ms): the hosts' spread. */
+  readonly spreadMedianMs: number | null;
+  /** Step name → median ms over every VM pause, in the order the steps first appear. */
+  readonly stepsMedianMs: Readonly<Record<string, number>>;
+}
+
 export interface FailedCell {
   readonly id: string;
   readonly cell: Cell;
@@ -123,6 +136,7 @@ export interface Analysis {
   readonly failed: readonly FailedCell[];
   readonly claims: readonly ClaimRow[];
   readonly steps: readonly EngineSteps[];
+  readonly vcSteps: readonly VcPauseSteps[];
 }
 
 const keyOf = ({ rep: _rep, mode: _mode, ...key }: Cell): GroupKey => key;
@@ -537,7 +551,55 @@ export function analyze(results: Results): Analysis {
       error: c.status.error?.message ?? "unknown error",
       code: c.status.error?.code ?? null,
     }));
-  return { groups, failed, claims: claimRows(groups), steps: engineSteps(results) };
+  return {
+    groups,
+    failed,
+    claims: claimRows(groups),
+    steps: engineSteps(results),
+    vcSteps: vcEngineSteps(results),
+  };
+}
+
+/** Pure: the VM pauses of `records` (one engine's global checkpoints) by step and spread. */
+export function vcPauseSteps(engine: string, records: readonly VcCheckpointRecord[]): VcPauseSteps {
+  const withSteps = records.filter((r) => r.steps !== null && Object.keys(r.steps).length > 0);
+  const byStep = new Map<string, number[]>();
+  let vmPauses = 0;
+  for (const r of withSteps)
+    for (const steps of Object.values(r.steps!)) {
+      vmPauses++;
+      for (const [step, ms] of Object.entries(steps)) {
+        const values = byStep.get(step) ?? [];
+        values.push(ms);
+        byStep.set(step, values);
+      }
+    }
+  const stepsMedianMs: Record<string, number> = {};
+  for (const [step, values] of byStep) {
+    const m = median(values);
+    if (m !== null) stepsMedianMs[step] = m;
+  }
+  const spreads = withSteps.flatMap((r) =>
+    r.pauseOffsetMs === null ? [] : [Math.max(0, ...Object.values(r.pauseOffsetMs))],
+  );
+  return { engine, epochs: withSteps.length, vmPauses, spreadMedianMs: median(spreads), stepsMedianMs };
+}
+
+/** Per engine of the run's vc-scale cells, the VM pauses of its committed incremental global checkpoints. */
+export function vcEngineSteps(results: Results): VcPauseSteps[] {
+  const byEngine = new Map<string, VcCheckpointRecord[]>();
+  for (const c of results.cells) {
+    if (c.status.state !== "done") continue;
+    const engine = c.status.cell.engine;
+    const vc = ofType<VcCheckpointRecord>([c], "vc-checkpoint").filter(
+      (r) => r.committed && (r.full !== true || alwaysFull(engine)),
+    );
+    if (vc.length === 0) continue;
+    byEngine.set(engine, [...(byEngine.get(engine) ?? []), ...vc]);
+  }
+  return [...byEngine]
+    .map(([engine, records]) => vcPauseSteps(engine, records))
+    .filter((e) => e.vmPauses > 0);
 }
 
 /** Per engine (in the order engines first appear), the pause steps over all its figure checkpoints in the run. */

@@ -174,6 +174,12 @@ export interface VcCheckpointRecord {
   readonly committed: boolean;
   /** Some VM's part was a full checkpoint (the first epoch); null in files written before this field. */
   readonly full: boolean | null;
+  /** Per VM: its pause began this long after the first VM's (ms); null in older files. */
+  readonly pauseOffsetMs: Readonly<Record<string, number>> | null;
+  /** Per VM: its solo downtime (ms); null in older files. */
+  readonly soloDowntimeMs: Readonly<Record<string, number>> | null;
+  /** Per VM: its pause by step (ms), the engine's steps plus the cut's around QMP stop; null in older files. */
+  readonly steps: Readonly<Record<string, Readonly<Record<string, number>>>> | null;
 }
 
 /** One restore from a committed epoch. */
@@ -385,6 +391,9 @@ class Check {
   }
 }
 
+/** A field older files do not have (or have as null). */
+const absent = (v: unknown): boolean => v === null || v === undefined;
+
 function parseJson(text: string, check: Check): unknown {
   try {
     return JSON.parse(text);
@@ -461,6 +470,16 @@ export function parseRecordLine(text: string, path: string, line: number): Resul
         loggedFrames: c.num(o, "loggedFrames"),
         committed: c.bool(o, "committed"),
         full: c.boolOrNull(o, "full"),
+        pauseOffsetMs: absent(o.pauseOffsetMs) ? null : c.numRecord(o, "pauseOffsetMs"),
+        soloDowntimeMs: absent(o.soloDowntimeMs) ? null : c.numRecord(o, "soloDowntimeMs"),
+        steps: absent(o.steps)
+          ? null
+          : Object.fromEntries(
+              Object.keys(c.obj(o.steps, 'field "steps"')).map((vm) => [
+                vm,
+                c.numRecord(o.steps as Json, vm),
+              ]),
+            ),
       };
     case "restore":
       return {

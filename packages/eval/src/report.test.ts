@@ -4,11 +4,16 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { XMLParser, XMLValidator } from "fast-xml-parser";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { analyze, groupRows } from "./analyze.js";
+import { analyze, groupRows, vcPauseSteps } from "./analyze.js";
 import { chartSpecs } from "./charts.js";
 import { runReportCli } from "./cli.js";
 import { EvaluationError } from "./errors.js";
-import type { CheckpointRecord, GuestStallRecord } from "./format.js";
+import {
+  type CheckpointRecord,
+  type GuestStallRecord,
+  parseRecordLine,
+  type VcCheckpointRecord,
+} from "./format.js";
 import { writeReport } from "./report.js";
 import { parseRecords, readResults } from "./results-dir.js";
 
@@ -383,5 +388,81 @@ describe("vpc report on missing or corrupt results", () => {
     await writeFile(join(results, "run.json"), JSON.stringify(run));
     err = await failWith();
     expect([err.code, err.path]).toEqual(["RESULTS_CORRUPT", join(results, "run.json")]);
+  });
+});
+
+describe("vcPauseSteps (pure)", () => {
+  const record = (
+    epoch: number,
+    offsets: Record<string, number> | null,
+    steps: Record<string, Record<string, number>> | null,
+  ): VcCheckpointRecord => ({
+    type: "vc-checkpoint",
+    epoch,
+    vms: 2,
+    hosts: 2,
+    vcDowntimeMs: 50,
+    heldFrames: 0,
+    loggedFrames: 0,
+    committed: true,
+    full: false,
+    pauseOffsetMs: offsets,
+    soloDowntimeMs: null,
+    steps,
+  });
+
+  it("takes the median of each step over every VM pause and the spread over epochs", () => {
+    const r = vcPauseSteps("vpc", [
+      record(1, { vm1: 0, vm2: 10 }, { vm1: { stopMs: 1, qmpStopMs: 4 }, vm2: { stopMs: 3 } }),
+      record(2, { vm1: 30, vm2: 0 }, { vm1: { stopMs: 5, qmpStopMs: 8 }, vm2: { stopMs: 7 } }),
+      record(3, { vm1: 0, vm2: 20 }, { vm1: { stopMs: 9 }, vm2: { stopMs: 11 } }),
+    ]);
+    expect(r).toEqual({
+      engine: "vpc",
+      epochs: 3,
+      vmPauses: 6,
+      spreadMedianMs: 20,
+      stepsMedianMs: { stopMs: 6, qmpStopMs: 6 },
+    });
+    expect(Object.keys(r.stepsMedianMs)).toEqual(["stopMs", "qmpStopMs"]);
+  });
+
+  it("leaves out records from files written before steps were kept", () => {
+    const r = vcPauseSteps("stop-copy", [record(1, null, null), record(2, { vm1: 0 }, {})]);
+    expect(r).toMatchObject({ epochs: 0, vmPauses: 0, spreadMedianMs: null, stepsMedianMs: {} });
+  });
+});
+
+describe("vc-checkpoint records", () => {
+  it("read back with per-VM offsets, solo downtimes and steps, and without them from older files", () => {
+    const line = JSON.stringify({
+      type: "vc-checkpoint",
+      epoch: 4,
+      vms: 2,
+      hosts: 2,
+      vcDowntimeMs: 61.5,
+      heldFrames: 3,
+      loggedFrames: 1,
+      committed: true,
+      full: false,
+      pauseOffsetMs: { vm1: 0, vm2: 12.5 },
+      soloDowntimeMs: { vm1: 40, vm2: 44 },
+      steps: { vm1: { stopMs: 2, qmpStopMs: 1.5 }, vm2: { stopMs: 3 } },
+    });
+    expect(parseRecordLine(line, "r.jsonl", 1)).toMatchObject({
+      pauseOffsetMs: { vm1: 0, vm2: 12.5 },
+      steps: { vm2: { stopMs: 3 } },
+    });
+    const old = JSON.parse(line) as Record<string, unknown>;
+    delete old.pauseOffsetMs;
+    delete old.soloDowntimeMs;
+    delete old.steps;
+    expect(parseRecordLine(JSON.stringify(old), "r.jsonl", 1)).toMatchObject({
+      pauseOffsetMs: null,
+      soloDowntimeMs: null,
+      steps: null,
+    });
+    const bad = { ...JSON.parse(line), steps: { vm1: { stopMs: "fast" } } };
+    expect(() => parseRecordLine(JSON.stringify(bad), "r.jsonl", 7)).toThrow(/r\.jsonl.*7|stopMs/);
   });
 });

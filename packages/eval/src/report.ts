@@ -4,7 +4,14 @@
  */
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { type Analysis, analyze, type ClaimRow, type EngineSteps, type GroupRow } from "./analyze.js";
+import {
+  type Analysis,
+  analyze,
+  type ClaimRow,
+  type EngineSteps,
+  type GroupRow,
+  type VcPauseSteps,
+} from "./analyze.js";
 import { type Chart, downtimeSeries, renderCharts } from "./charts.js";
 import { expandCells } from "./experiments.js";
 import { cellId, type ExperimentName, NO_CHECKPOINT } from "./format.js";
@@ -149,6 +156,21 @@ function stepsTable(steps: readonly EngineSteps[]): Table {
       downtimeSeries(e.engine),
       String(e.checkpoints),
       ms(e.pauseMedianMs),
+      ...names.map((n) => ms(e.stepsMedianMs[n] ?? null)),
+    ]),
+  };
+}
+
+/** Median ms per step of the VMs' pauses in global checkpoints, per engine, with the hosts' spread. */
+function vcStepsTable(steps: readonly VcPauseSteps[]): Table {
+  const names = [...new Set(steps.flatMap((e) => Object.keys(e.stepsMedianMs)))];
+  return {
+    header: ["engine", "epochs", "VM pauses", "spread median ms", ...names.map((n) => `${n} (median)`)],
+    rows: steps.map((e) => [
+      downtimeSeries(e.engine),
+      String(e.epochs),
+      String(e.vmPauses),
+      ms(e.spreadMedianMs),
       ...names.map((n) => ms(e.stepsMedianMs[n] ?? null)),
     ]),
   };
@@ -377,6 +399,14 @@ export function buildReport(results: Results, a: Analysis, charts: readonly Char
       text: ["VC downtime: first VM paused → last VM resumed, per committed global checkpoint."],
       table: vcTable(vc),
       ...(has("vc-downtime") ? { chart: "vc-downtime" } : {}),
+    });
+  if (a.vcSteps.length > 0)
+    sections.push({
+      title: "Where the VC downtime goes, by step (experiment `vc-scale`)",
+      text: [
+        "Per engine, over the committed incremental global checkpoints: the median of each step of every VM's pause (the engine's steps, plus the cut's: waiting for QEMU to read what the switch wrote to it before QMP stop, the stop, and draining what QEMU sent until it stopped), and the spread: how long after the first VM the last one began its pause. VC downtime is at least the spread plus one VM's pause.",
+      ],
+      table: vcStepsTable(a.vcSteps),
     });
   const interval = byExp(a.groups, "interval");
   if (interval.length > 0)

@@ -136,6 +136,9 @@ export function vcCheckpointRecord(m: EpochMetrics, cell: Cell): ResultRecord {
     loggedFrames: m.loggedFrames,
     committed: true,
     full: m.full,
+    pauseOffsetMs: m.pauseOffsetMs,
+    soloDowntimeMs: m.soloDowntimeMs,
+    steps: m.steps,
   };
 }
 
