@@ -157,11 +157,11 @@ const alwaysFull = (engine: string) => engine.startsWith("qemu-");
  */
 export const pauseOnly = (engine: string) => engine.startsWith("qemu-snapshot");
 
-/** Median of each step over `records`, keys in first-seen order. */
-function stepMedians(records: readonly CheckpointRecord[]): Record<string, number> {
+/** Median of each step over `pauses` (one steps record per pause), keys in first-seen order. */
+function stepMedians(pauses: readonly Readonly<Record<string, number>>[]): Record<string, number> {
   const byStep = new Map<string, number[]>();
-  for (const r of records)
-    for (const [step, ms] of Object.entries(r.steps ?? {})) {
+  for (const steps of pauses)
+    for (const [step, ms] of Object.entries(steps)) {
       const values = byStep.get(step) ?? [];
       values.push(ms);
       byStep.set(step, values);
@@ -288,7 +288,7 @@ function buildGroup(key: GroupKey, cells: readonly CellResult[]): Omit<GroupRow,
     restoresVerified: restores.filter((r) => r.verified === true).length,
     restoresChecked: restores.filter((r) => r.verified !== null).length,
     pagesDirtyMedian: median(cps.map((r) => r.pagesDirty)),
-    stepsMedianMs: stepMedians(cps),
+    stepsMedianMs: stepMedians(cps.flatMap((r) => (r.steps === null ? [] : [r.steps]))),
     guest: guestFelt(done),
   };
 }
@@ -563,26 +563,17 @@ export function analyze(results: Results): Analysis {
 /** Pure: the VM pauses of `records` (one engine's global checkpoints) by step and spread. */
 export function vcPauseSteps(engine: string, records: readonly VcCheckpointRecord[]): VcPauseSteps {
   const withSteps = records.filter((r) => r.steps !== null && Object.keys(r.steps).length > 0);
-  const byStep = new Map<string, number[]>();
-  let vmPauses = 0;
-  for (const r of withSteps)
-    for (const steps of Object.values(r.steps!)) {
-      vmPauses++;
-      for (const [step, ms] of Object.entries(steps)) {
-        const values = byStep.get(step) ?? [];
-        values.push(ms);
-        byStep.set(step, values);
-      }
-    }
-  const stepsMedianMs: Record<string, number> = {};
-  for (const [step, values] of byStep) {
-    const m = median(values);
-    if (m !== null) stepsMedianMs[step] = m;
-  }
+  const pauses = withSteps.flatMap((r) => Object.values(r.steps!));
   const spreads = withSteps.flatMap((r) =>
     r.pauseOffsetMs === null ? [] : [Math.max(0, ...Object.values(r.pauseOffsetMs))],
   );
-  return { engine, epochs: withSteps.length, vmPauses, spreadMedianMs: median(spreads), stepsMedianMs };
+  return {
+    engine,
+    epochs: withSteps.length,
+    vmPauses: pauses.length,
+    spreadMedianMs: median(spreads),
+    stepsMedianMs: stepMedians(pauses),
+  };
 }
 
 /** Per engine of the run's vc-scale cells, the VM pauses of its committed incremental global checkpoints. */
@@ -622,6 +613,6 @@ export function engineSteps(results: Results): EngineSteps[] {
       engine,
       checkpoints: cps.length,
       pauseMedianMs: median(cps.map((r) => r.pauseMs)),
-      stepsMedianMs: stepMedians(cps),
+      stepsMedianMs: stepMedians(cps.flatMap((r) => (r.steps === null ? [] : [r.steps]))),
     }));
 }
