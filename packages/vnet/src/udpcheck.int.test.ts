@@ -25,8 +25,19 @@ beforeAll(async () => {
   await promisify(execFile)("gcc", ["-O2", "-Wall", "-Wextra", "-Werror", "-o", bin, SOURCE]);
 });
 
+/**
+ * SIGKILLs `child` and waits until it is gone: the next test binds the same address and port,
+ * which fails with EADDRINUSE while the killed instance still holds its socket (seen in CI).
+ */
+async function stop(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((r) => child.once("exit", r));
+  child.kill("SIGKILL");
+  await exited;
+}
+
 afterAll(async () => {
-  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
+  await Promise.all(children.map(stop));
   await rm(dir, { recursive: true, force: true });
 });
 
@@ -110,7 +121,7 @@ describe("vpc-udpcheck", () => {
       });
     } finally {
       tx.close();
-      rx.child.kill("SIGKILL");
+      await stop(rx.child);
     }
   });
 
@@ -132,7 +143,7 @@ describe("vpc-udpcheck", () => {
         expect(s).toMatchObject({ lost: 0, duplicated: 0, reordered: 0, stale: 0, restarts: 0 });
       }
     } finally {
-      for (const v of vms) v.child.kill("SIGKILL");
+      await Promise.all(vms.map((v) => stop(v.child)));
     }
   });
 });
