@@ -437,8 +437,8 @@ export function parseRecordLine(text: string, path: string, line: number): Resul
         hits: c.numOrNull(o, "hits"),
         written: c.numOrNull(o, "written"),
         predictionApproximate: c.boolOrNull(o, "predictionApproximate"),
-        steps: o.steps === null || o.steps === undefined ? null : c.numRecord(o, "steps"),
-        metrics: o.metrics === null || o.metrics === undefined ? null : c.obj(o.metrics, "metrics"),
+        steps: absent(o.steps) ? null : c.numRecord(o, "steps"),
+        metrics: absent(o.metrics) ? null : c.obj(o.metrics, "metrics"),
       };
     case "checkpoint-failure":
       return {
@@ -586,7 +586,7 @@ export function parseCellStatus(text: string, path: string): CellStatus {
     endedAt: c.str(o, "endedAt"),
     records: c.num(o, "records"),
     attempt: c.num(o, "attempt"),
-    error: o.error === null || o.error === undefined ? null : errorInfoOf(o.error, c),
+    error: absent(o.error) ? null : errorInfoOf(o.error, c),
   };
 }
 
@@ -613,8 +613,7 @@ export function parseExperimentConfig(v: unknown, c: Check): ExperimentConfig {
     hosts: numList(o, "hosts", c),
     intervalsMs: numList(o, "intervalsMs", c),
     memMiB: numList(o, "memMiB", c),
-    chainLengths:
-      o.chainLengths === null || o.chainLengths === undefined ? null : numList(o, "chainLengths", c),
+    chainLengths: absent(o.chainLengths) ? null : numList(o, "chainLengths", c),
     ...(o.dirtyRates === undefined ? {} : { dirtyRates: numList(o, "dirtyRates", c) }),
     ...(o.hotFractions === undefined ? {} : { hotFractions: numList(o, "hotFractions", c) }),
     ...(o.kernelMemMiB === undefined ? {} : { kernelMemMiB: c.numRecord(o, "kernelMemMiB") }),
