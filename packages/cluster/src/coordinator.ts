@@ -30,7 +30,10 @@ export interface VmEpochReport {
   readonly loggedFrames: number;
   /** Frames in the channel log stored for this epoch. */
   readonly channelLogFrames: number;
-  /** The engine's cost of each step of this VM's pause (ms), as its CheckpointMetrics.steps. */
+  /**
+   * This VM's pause by step (ms): its engine's CheckpointMetrics.steps plus the host agent's cut
+   * around QMP stop (`cutBeforeStopMs`, `qmpStopMs`, `cutAfterStopMs`).
+   */
   readonly steps: Readonly<Record<string, number>>;
 }
 
@@ -193,7 +196,7 @@ export interface EpochMetrics {
   readonly pauseMs: Readonly<Record<string, number>>;
   /** When each VM's pause began, after the first VM's (ms): how far apart the hosts paused. */
   readonly pauseOffsetMs: Readonly<Record<string, number>>;
-  /** Each VM's pause by step (ms), as its engine reported it. */
+  /** Each VM's pause by step (ms): its engine's steps plus the cut's (VmEpochReport.steps). */
   readonly steps: Readonly<Record<string, Readonly<Record<string, number>>>>;
   readonly heldFrames: number;
   readonly loggedFrames: number;
