@@ -39,6 +39,8 @@ describe("oversubscription", () => {
     expect(oversubscription(twoByTwo, 4, 2)).toMatch(/^4 MPI ranks on this machine's 4 VMs and 2 cores: /);
     expect(oversubscription(twoByTwo, 4, 4)).toBeUndefined();
     expect(oversubscription(twoByTwo, 2, 2)).toBeUndefined();
+    // More ranks than VMs wrap round the VM list: two per VM.
+    expect(oversubscription(twoByTwo, 8, 4)).toMatch(/^8 MPI ranks on this machine's 4 VMs and 4 cores: /);
   });
 
   it("counts only VMs on netns hosts, which share this machine's cores", () => {
@@ -50,6 +52,8 @@ describe("oversubscription", () => {
     });
     expect(oversubscription(nested, 3, 2)).toBeUndefined();
     expect(oversubscription(nested, 3, 0)).toMatch(/^1 MPI ranks on this machine's 1 VMs/);
+    // Ranks 0 and 1 land on the qemu host's VMs: none here.
+    expect(oversubscription(nested, 2, 0)).toBeUndefined();
   });
 });
 

@@ -49,11 +49,11 @@ export function workloadCommand(config: ClusterConfig): string {
  */
 export function oversubscription(config: ClusterConfig, np: number, cores: number): string | undefined {
   const localHosts = new Set(config.hosts.filter((h) => h.kind === "netns").map((h) => h.name));
-  const local = clusterVms(config).filter((v) => localHosts.has(v.hostId));
-  const localRanks = Math.min(
-    np,
-    local.reduce((a, v) => a + v.cpus, 0),
-  );
+  const vms = clusterVms(config);
+  const local = vms.filter((v) => localHosts.has(v.hostId));
+  // workloadCommand lists every VM once in `-hosts`: mpiexec places rank i on VM i mod #VMs.
+  let localRanks = 0;
+  for (let rank = 0; rank < np; rank++) if (localHosts.has(vms[rank % vms.length]!.hostId)) localRanks++;
   if (localRanks <= cores) return undefined;
   return (
     `${localRanks} MPI ranks on this machine's ${local.length} VMs and ${cores} cores: waiting ranks busy-poll, ` +
