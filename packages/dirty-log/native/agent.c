@@ -462,6 +462,9 @@ static void *watchdog_main(void *arg) {
 		int stuck = busy && !atomic_load(&g.waiting_space) && now_ns() - busy > g.watchdog_ns;
 		if (!stuck && !atomic_load(&g.failed)) continue;
 		LOG("watchdog: fault handler %s; releasing guest RAM\n", stuck ? "stuck" : "dead");
+		/* Mark the failure before the swap: a command whose ioctl meets /dev/null
+		 * must already see it, or it reports ENOTTY instead of the handler's failure. */
+		atomic_store(&g.failed, 1);
 		struct uffdio_range r = {.start = (uint64_t)(uintptr_t)g.base, .len = g.len};
 		ioctl(g.uffd, UFFDIO_UNREGISTER, &r);
 		int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
@@ -469,7 +472,6 @@ static void *watchdog_main(void *arg) {
 			dup2(null, g.uffd); /* keeps the fd number owned until detach closes it */
 			close(null);
 		}
-		atomic_store(&g.failed, 1);
 		break;
 	}
 	return NULL;
@@ -1534,25 +1536,8 @@ static int cmd_mode(const uint8_t *in, size_t n, struct out *o, char *msg, size_
 	return 0;
 }
 
-static int dispatch(uint16_t op, const uint8_t *in, size_t n, struct out *o, char *msg,
-		    size_t msgcap) {
-	if (op == OP_HELLO) {
-		outf(o, "{\"agent\":\"vpc-dirty-log\",\"protocol\":%d,\"pid\":%d,\"availableFeatures\":%llu,"
-			"\"attached\":%s}",
-		     PROTO_VERSION, (int)getpid(), (unsigned long long)probe_features(),
-		     g.attached ? "true" : "false");
-		return 0;
-	}
-	if (op == OP_ATTACH) return cmd_attach(in, n, o, msg, msgcap);
-	if (op == OP_LAZY_LOAD || op == OP_LAZY_STATUS) {
-		int e = lazy_command(op, in, n, o->buf + o->len, o->cap - o->len, msg, msgcap);
-		if (!e) o->len += strlen(o->buf + o->len);
-		return e;
-	}
-	if (op >= OP_COUNT) FAIL(ENOSYS, "unknown operation %u", op);
-	if (!g.attached) FAIL(ENOTCONN, "not attached");
-	if (atomic_load(&g.failed) && op != OP_DETACH && op != OP_STATS)
-		FAIL(EIO, "fault handler failed; tracking abandoned, detach and attach again");
+static int dispatch_attached(uint16_t op, const uint8_t *in, size_t n, struct out *o, char *msg,
+			     size_t msgcap) {
 	switch (op) {
 	case OP_MODE: return cmd_mode(in, n, o, msg, msgcap);
 	case OP_ARM: return cmd_arm(o, msg, msgcap);
@@ -1574,6 +1559,33 @@ static int dispatch(uint16_t op, const uint8_t *in, size_t n, struct out *o, cha
 		return 0;
 	}
 	FAIL(ENOSYS, "unknown operation %u", op);
+}
+
+static int dispatch(uint16_t op, const uint8_t *in, size_t n, struct out *o, char *msg,
+		    size_t msgcap) {
+	if (op == OP_HELLO) {
+		outf(o, "{\"agent\":\"vpc-dirty-log\",\"protocol\":%d,\"pid\":%d,\"availableFeatures\":%llu,"
+			"\"attached\":%s}",
+		     PROTO_VERSION, (int)getpid(), (unsigned long long)probe_features(),
+		     g.attached ? "true" : "false");
+		return 0;
+	}
+	if (op == OP_ATTACH) return cmd_attach(in, n, o, msg, msgcap);
+	if (op == OP_LAZY_LOAD || op == OP_LAZY_STATUS) {
+		int e = lazy_command(op, in, n, o->buf + o->len, o->cap - o->len, msg, msgcap);
+		if (!e) o->len += strlen(o->buf + o->len);
+		return e;
+	}
+	if (op >= OP_COUNT) FAIL(ENOSYS, "unknown operation %u", op);
+	if (!g.attached) FAIL(ENOTCONN, "not attached");
+	if (atomic_load(&g.failed) && op != OP_DETACH && op != OP_STATS)
+		FAIL(EIO, "fault handler failed; tracking abandoned, detach and attach again");
+	int e = dispatch_attached(op, in, n, o, msg, msgcap);
+	/* The watchdog may drop the userfaultfd while the command runs; its errors
+	 * (ENOTTY, EBADF from /dev/null) would hide why tracking stopped. */
+	if (e && atomic_load(&g.failed) && op != OP_DETACH)
+		FAIL(EIO, "fault handler failed; tracking abandoned, detach and attach again");
+	return e;
 }
 
 /* ---- control thread: frames are u32 len | u32 id | u16 op | u16 flags | body */
