@@ -5,9 +5,12 @@
 // 3. every engine while vpc-memcheck rewrites pages all over a large region (tens of thousands
 //    of pages per 1 s interval): pause, solo downtime, COW faults, per-step medians, per-page
 //    copy and protect costs, prediction precision/recall, and the ratios the issue targets.
-// Everything is measured in one run on the same VM. Environment: VPC_BENCH_ENGINES (default
-// "stop-copy cow vpc precopy"), VPC_BENCH_CHECKPOINTS (incremental checkpoints per engine and
-// phase, default 8), VPC_BENCH_MEMCHECK (vpc-memcheck arguments of the loaded phase),
+// Everything is measured in one run on the same VM. The loaded phase runs in rounds, the engines
+// in a rotated order each round, so a change of machine load during the run falls on every engine
+// alike; the ratios are taken per round and reported as their median and range.
+// Environment: VPC_BENCH_ENGINES (default "stop-copy cow vpc precopy"), VPC_BENCH_CHECKPOINTS
+// (incremental checkpoints per engine, phase and round, default 8), VPC_BENCH_ROUNDS (rounds of
+// the loaded phase, default 3), VPC_BENCH_MEMCHECK (vpc-memcheck arguments of the loaded phase),
 // VPC_BENCH_WORKLOAD (instead of vpc-memcheck: any guest shell command, run detached for the loaded
 // phase, e.g. "while :; do /opt/npb/bin/mg W; done" or "vpc-dirtier -r 20000 -h 0.8"),
 // VPC_BENCH_MEM_MIB (guest RAM, default 256), VPC_BENCH_MODE (async | sync).
@@ -28,6 +31,7 @@ import { shellQuote } from "../src/internal/shell.js";
 
 const ENGINES = (process.env.VPC_BENCH_ENGINES ?? "stop-copy cow vpc precopy").split(/\s+/).filter(Boolean);
 const CHECKPOINTS = Number(process.env.VPC_BENCH_CHECKPOINTS ?? 8);
+const ROUNDS = Number(process.env.VPC_BENCH_ROUNDS ?? 3);
 const MEMCHECK = process.env.VPC_BENCH_MEMCHECK ?? "-m 96 -w 2048 -s 1000 -v 2000";
 const WORKLOAD = process.env.VPC_BENCH_WORKLOAD;
 const MEM_MIB = Number(process.env.VPC_BENCH_MEM_MIB ?? 256);
@@ -107,7 +111,7 @@ async function runEngine(
   intervalMs: number,
   checkpoints: number,
 ): Promise<CheckpointMetrics[]> {
-  const store = await CheckpointStore.open(join(work, `store-${spec}-${intervalMs}`), {
+  const store = await CheckpointStore.open(await mkdtemp(join(work, "store-")), {
     create: true,
     fsync: false,
   });
@@ -161,9 +165,23 @@ it("pause floor and agent engines side by side", async () => {
       : `vpc-memcheck ${MEMCHECK} >/dev/null 2>/run/memcheck.err </dev/null &`;
     await vm.run(start);
     await new Promise((r) => setTimeout(r, 2000));
-    const loaded: EngineRow[] = [];
-    for (const spec of ENGINES)
-      loaded.push(summarize(spec, await runEngine(live, work, spec, 1000, CHECKPOINTS)));
+    const loadedRecords = new Map<string, CheckpointMetrics[]>(ENGINES.map((spec) => [spec, []]));
+    const rounds: { order: string[]; soloDowntimeMs: Record<string, number>; plans: string | null }[] = [];
+    for (let round = 0; round < ROUNDS; round++) {
+      const order = ENGINES.map((_, i) => ENGINES[(i + round) % ENGINES.length]!);
+      const soloDowntimeMs: Record<string, number> = {};
+      let plans: string | null = null;
+      for (const spec of order) {
+        const records = await runEngine(live, work, spec, 1000, CHECKPOINTS);
+        loadedRecords.get(spec)!.push(...records);
+        const row = summarize(spec, records);
+        soloDowntimeMs[spec] = row.soloDowntimeMs;
+        if (row.plans) plans = row.plans;
+      }
+      rounds.push({ order, soloDowntimeMs, plans });
+      console.log(JSON.stringify({ round, ...rounds[round] }));
+    }
+    const loaded = ENGINES.map((spec) => summarize(spec, loadedRecords.get(spec)!));
     const memcheck = WORKLOAD
       ? await vm.run("cat /run/workload.err")
       : await vm.run("cat /run/vpc-memcheck || cat /run/memcheck.err");
@@ -172,6 +190,15 @@ it("pause floor and agent engines side by side", async () => {
       rows.find((r) => r.engine.split(/[(:]/)[0] === name);
     const ratio = (a: number | undefined, b: number | undefined): number | null =>
       a !== undefined && b !== undefined && b > 0 ? r2(a / b) : null;
+    /** Per-round ratios of two engines' solo downtime: their median, min and max. */
+    const roundRatio = (a: string, b: string) => {
+      const specOf = (name: string) => ENGINES.find((e) => e.split(/[(:]/)[0] === name);
+      const sa = specOf(a);
+      const sb = specOf(b);
+      if (!sa || !sb) return null;
+      const per = rounds.map((r) => ratio(r.soloDowntimeMs[sa], r.soloDowntimeMs[sb]) ?? Number.NaN);
+      return { median: r2(median(per)), min: Math.min(...per), max: Math.max(...per), perRound: per };
+    };
     const report = {
       date: new Date().toISOString(),
       guestMiB: MEM_MIB,
@@ -181,12 +208,10 @@ it("pause floor and agent engines side by side", async () => {
       floor: { stopContMs: r2(median(stopCont)), floorMs, rounds: FLOOR_ROUNDS },
       idle: idle.map((r) => ({ ...r, pauseOverFloor: ratio(r.pauseMs, floorMs) })),
       loaded,
+      rounds,
       ratios: {
-        vpcOverStopCopySolo: ratio(
-          byName(loaded, "vpc")?.soloDowntimeMs,
-          byName(loaded, "stop-copy")?.soloDowntimeMs,
-        ),
-        vpcOverCowSolo: ratio(byName(loaded, "vpc")?.soloDowntimeMs, byName(loaded, "cow")?.soloDowntimeMs),
+        vpcOverStopCopySolo: roundRatio("vpc", "stop-copy"),
+        vpcOverCowSolo: roundRatio("vpc", "cow"),
         stopCopyIdlePauseOverFloor: ratio(byName(idle, "stop-copy")?.pauseMs, floorMs),
         vpcIdlePauseOverFloor: ratio(byName(idle, "vpc")?.pauseMs, floorMs),
       },

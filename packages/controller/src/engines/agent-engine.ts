@@ -28,6 +28,7 @@ import { EngineCheckpointError } from "./errors.js";
 import {
   cheapestPlan,
   DEFAULT_PLAN_COSTS,
+  judgingWindowMs,
   type PlanCosts,
   planCostsInHindsight,
   type SaveWindow,
@@ -47,11 +48,6 @@ import type {
 
 /** Staging slots drained into the store per read (bounds the saver's own buffer to 16 MiB). */
 const DRAIN_CHUNK = 4096;
-/**
- * vpc's copy-all plan hides W (nothing is left to fault), so once chosen it is kept for this many
- * checkpoints before the predicted plan is tried again.
- */
-const COPY_ALL_HOLD = 3;
 /** Fewer pages than this in a step give no per-page cost worth learning from. */
 const MIN_PAGES_FOR_COST = 64;
 
@@ -75,7 +71,6 @@ interface LastCheckpoint {
   readonly copied: PageSet;
   /** S: the pages this checkpoint saved (vpc only: what its plan is judged on). */
   readonly saveSet: PageSet | undefined;
-  readonly plan: VpcPlan | undefined;
   readonly faulted: PageSet;
   readonly faultedOnRead: PageSet;
   /** The save window, when a saver ran after `cont` (cow, vpc). */
@@ -96,7 +91,6 @@ export class AgentEngine implements CheckpointEngine {
   #staging: { path: string; fh: FileHandle; header: StagingHeader } | undefined;
   /** vpc with adapt=1: the plan of the next pause, the costs it was chosen by, and P for it. */
   #plan: VpcPlan = "predict";
-  #planHold = 0;
   #costs: PlanCosts = DEFAULT_PLAN_COSTS;
   #nextPrediction: PageSet | undefined;
 
@@ -225,11 +219,13 @@ export class AgentEngine implements CheckpointEngine {
       const usedPlan = this.name === "vpc" ? (full ? "predict" : this.#plan) : undefined;
       const { prediction, judged } = this.#learn(sets, reply);
       let save: (SaveWindow & { startNs: bigint }) | undefined;
+      let judgingMs = 0;
       if (this.name === "cow" || this.name === "vpc") {
         // The saver also runs with nothing protected: its end-of-save peek is what the next
-        // checkpoint learns from and scores against.
+        // checkpoint learns from and scores against; after copy-all it is held open to judge it.
+        if (usedPlan === "copy-all" && !full) judgingMs = judgingWindowMs(reply.toSave, this.#costs);
         await agent.startSave(this.name === "vpc" ? this.#saveFirst(pageCount) : undefined, {
-          minWindowMs: this.#params.window ?? 0,
+          minWindowMs: Math.max(this.#params.window ?? 0, judgingMs),
           maxInUse: Math.ceil((pageCount * (this.#params.buffer ?? 0)) / 1000),
         });
         save = await this.#drainWhileSaving(writer, counts);
@@ -237,6 +233,7 @@ export class AgentEngine implements CheckpointEngine {
         await this.#drainAll(writer, counts);
       }
       const inPauseDrained = reply.copied;
+      const savedAfterResume = counts.copy - inPauseDrained;
       writer.setDeviceState(
         encodeEnvelope({ ramIncluded: false, meta: { engine: this.spec, vm: vm.config }, stream }),
       );
@@ -262,7 +259,6 @@ export class AgentEngine implements CheckpointEngine {
               copied: sets?.copied ?? new PageSet(pageCount),
               saveSet:
                 this.name === "vpc" ? (full ? new PageSet(pageCount).fill() : sets?.accumulated) : undefined,
-              plan: usedPlan,
               faulted: counts.faulted,
               faultedOnRead: counts.faultedOnRead,
               save,
@@ -286,6 +282,16 @@ export class AgentEngine implements CheckpointEngine {
           faultNs: updateCost(
             this.#costs.faultNs,
             counts.cow + counts.cowOnRead > 0 ? Number(cowStallNs) / (counts.cow + counts.cowOnRead) : null,
+          ),
+          // Only a save that ended when its work did times the saver (not one held open).
+          saveNsPerPage: updateCost(
+            this.#costs.saveNsPerPage,
+            save &&
+              judgingMs === 0 &&
+              (this.#params.window ?? 0) === 0 &&
+              savedAfterResume >= MIN_PAGES_FOR_COST
+              ? Number(save.endNs - save.startNs) / savedAfterResume
+              : null,
           ),
         };
         this.#choosePlan(judged);
@@ -319,7 +325,7 @@ export class AgentEngine implements CheckpointEngine {
         pagesCopiedInPause: reply.copied,
         pagesProtected: reply.protected,
         pagesCowCopied: counts.cow + counts.cowOnRead,
-        pagesSavedAfterResume: counts.copy - inPauseDrained,
+        pagesSavedAfterResume: savedAfterResume,
         copyNsPerPage: reply.copied > 0 ? reply.copyNs / reply.copied : null,
         protectNsPerPage: reply.protected > 0 ? reply.protectNs / reply.protected : null,
         saveMs: save ? ms(save.endNs - save.startNs) : null,
@@ -365,21 +371,14 @@ export class AgentEngine implements CheckpointEngine {
   /**
    * vpc, adapt=1: the next pause's plan, the cheapest of predict / cow / copy-all on the last
    * checkpoint seen in hindsight (its S and W, and the P the strategy would give now), by the
-   * per-unit costs measured so far. copy-all leaves nothing to fault, so W cannot be seen while it
-   * runs: it is held for COPY_ALL_HOLD checkpoints, then predict is tried again.
+   * per-unit costs measured so far. Every plan is judged, copy-all too (through its judging
+   * window), so no pause is spent trying a plan out.
    */
   #choosePlan(judged: { saveSet: PageSet; wouldFault: PageSet } | undefined): void {
-    if ((this.#params.adapt ?? 1) === 0) return;
-    if (this.#plan === "copy-all" && this.#planHold > 0) {
-      this.#planHold--;
-      if (this.#planHold === 0) this.#plan = "predict";
-      return;
-    }
-    if (!judged) return;
+    if ((this.#params.adapt ?? 1) === 0 || !judged) return;
     const predicted = this.#predictBase(judged.saveSet.pageCount);
     this.#nextPrediction = predicted;
     this.#plan = cheapestPlan(planCostsInHindsight({ ...judged, predicted }, this.#costs));
-    if (this.#plan === "copy-all") this.#planHold = COPY_ALL_HOLD;
   }
 
   /** vpc: the saver takes first the pages the history says fault (those P left out). */
@@ -422,11 +421,7 @@ export class AgentEngine implements CheckpointEngine {
         this.#history.push({ dirty: wouldFault, order: { kind: "none" } });
       }
     }
-    // A copy-all checkpoint left nothing to fault: its W says nothing about the other plans.
-    const judged =
-      last?.saveSet && wouldFault && last.plan !== "copy-all"
-        ? { saveSet: last.saveSet, wouldFault }
-        : undefined;
+    const judged = last?.saveSet && wouldFault ? { saveSet: last.saveSet, wouldFault } : undefined;
     const prediction = last && early ? scorePrediction(last.epoch, last.copied, last.faulted, early) : null;
     return { prediction, judged };
   }

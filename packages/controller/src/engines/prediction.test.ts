@@ -2,6 +2,8 @@ import { PageSet } from "@vpc/pageset";
 import { describe, expect, it } from "vitest";
 import {
   cheapestPlan,
+  judgingWindowMs,
+  MAX_JUDGING_WINDOW_MS,
   type PlanCosts,
   planCostsInHindsight,
   scorePrediction,
@@ -15,7 +17,7 @@ const set = (...ranges: [number, number][]): PageSet => {
   for (const [a, n] of ranges) s.addRange(a, n);
   return s;
 };
-const costs: PlanCosts = { copyNsPerPage: 1000, protectNsPerPage: 300, faultNs: 16_000 };
+const costs: PlanCosts = { copyNsPerPage: 1000, protectNsPerPage: 300, faultNs: 16_000, saveNsPerPage: 5000 };
 
 describe("vpc's plan chosen in hindsight", () => {
   it("predict wins when P names W closely", () => {
@@ -46,6 +48,13 @@ describe("vpc's plan chosen in hindsight", () => {
     const c = planCostsInHindsight(h, costs);
     expect(c.predict).toBe(c.cow);
     expect(cheapestPlan(c)).toBe("predict");
+  });
+
+  it("a copy-all checkpoint is judged over the time a saver would have needed for S, capped", () => {
+    expect(judgingWindowMs(0, costs)).toBe(0);
+    // 24.6k pages at 5 µs each: 123 ms.
+    expect(judgingWindowMs(24_600, costs)).toBe(123);
+    expect(judgingWindowMs(10_000_000, costs)).toBe(MAX_JUDGING_WINDOW_MS);
   });
 
   it("updateCost moves a quarter of the way and ignores missing or bad measurements", () => {

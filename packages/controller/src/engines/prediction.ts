@@ -70,10 +70,34 @@ export interface PlanCosts {
   readonly copyNsPerPage: number;
   readonly protectNsPerPage: number;
   readonly faultNs: number;
+  /** The saver's pace after `cont`: save window ÷ pages it saved. */
+  readonly saveNsPerPage: number;
 }
 
-/** Until measured: FIELD-NOTES §6–8 (copy ~0.5 µs, zap in runs ~0.3 µs, a COW fault ~16 µs). */
-export const DEFAULT_PLAN_COSTS: PlanCosts = { copyNsPerPage: 500, protectNsPerPage: 300, faultNs: 16_000 };
+/**
+ * Until measured: FIELD-NOTES §6–8 (copy ~0.5 µs, zap in runs ~0.3 µs, a COW fault ~16 µs); the
+ * saver's ~5 µs per page is the cow save window of the engine benchmark (119 ms for 24.6k pages).
+ */
+export const DEFAULT_PLAN_COSTS: PlanCosts = {
+  copyNsPerPage: 500,
+  protectNsPerPage: 300,
+  faultNs: 16_000,
+  saveNsPerPage: 5_000,
+};
+
+/** A copy-all checkpoint's judging window is capped so its commit is not held back for long. */
+export const MAX_JUDGING_WINDOW_MS = 1000;
+
+/**
+ * After a copy-all pause nothing is protected, so nothing faults and W cannot be seen. Keeping the
+ * save window open for as long as a saver would have needed for S (the end-of-save peek then
+ * marks the pages written meanwhile) shows W all the same: copied ∩ written during that window.
+ * It counts a page the saver would have reached before the write too, so it errs towards
+ * copy-all, the plan that is never worse than stop-copy.
+ */
+export function judgingWindowMs(savePages: number, c: PlanCosts): number {
+  return Math.min(MAX_JUDGING_WINDOW_MS, Math.ceil((savePages * c.saveNsPerPage) / 1e6));
+}
 
 /** One checkpoint in hindsight: its save set S, W (the pages that faulted or would have), and P. */
 export interface PlanHindsight {
