@@ -64,15 +64,17 @@ const PRESETS: Record<ExperimentName, Record<PresetName, Preset>> = {
   },
   npb: {
     // Where the question is real: dirty sets of thousands of pages per interval (class S dirties
-    // too little to show more than fixed costs). One VM under every engine, four VMs (one rank
+    // too little to show more than fixed costs). One VM under every engine, several VMs (one rank
     // each, a virtual cluster on 2 hosts) under the agent engines (QEMU's engines checkpoint
-    // one VM, not a cluster). MG.W rewrites most of its ~55 MiB every V-cycle.
+    // one VM, not a cluster). MG.W rewrites most of its ~55 MiB every V-cycle. Quick stays at
+    // 2 VMs: 4 busy-polling MPI ranks on a 2-core machine took 313 s per MG.W cell, and CG.S -n 4
+    // did not finish at all (docs/cluster.md); full, with 4, wants a machine with ≥ 4 cores.
     quick: {
       ...base,
       kernels: ["mg"],
       classes: ["W"],
       engines: [NO_CHECKPOINT, ...SIDE_BY_SIDE],
-      vms: [1, 4],
+      vms: [1, 2],
       hosts: [2],
       // Two runs: ~35 checkpoints on one VM; across 4 VMs a run takes ~2 min under TCG.
       kernelRuns: 2,

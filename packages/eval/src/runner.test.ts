@@ -126,11 +126,11 @@ describe("presets", () => {
     for (const preset of ["quick", "full"] as const) {
       const cells = expandCells(presetConfig("npb", preset));
       expect(
-        cells.filter((c) => c.vms === 4 && c.engine.startsWith("qemu-")),
+        cells.filter((c) => c.vms > 1 && c.engine.startsWith("qemu-")),
         preset,
       ).toEqual([]);
       expect(cells.filter((c) => c.vms === 1).map((c) => c.engine)).toContain("qemu-snapshot");
-      expect(new Set(cells.filter((c) => c.vms === 4).map((c) => c.engine))).toEqual(
+      expect(new Set(cells.filter((c) => c.vms > 1).map((c) => c.engine))).toEqual(
         new Set(["none", "stop-copy", "cow", "vpc", "precopy"]),
       );
     }
