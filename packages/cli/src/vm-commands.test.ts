@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { main } from "./cli.js";
-import { parseCheckpointArgs, parseRestoreArgs } from "./vm-commands.js";
+import { formatSkippedEpochs, parseCheckpointArgs, parseRestoreArgs } from "./vm-commands.js";
 
 function capture() {
   const out: string[] = [];
@@ -75,5 +75,24 @@ describe("vpc checkpoint / restore usage", () => {
     const c = capture();
     expect(await main(["restore", "--store", "/nonexistent/vpc-store"], c.io)).toBe(1);
     expect(c.err.join("")).toContain("/nonexistent/vpc-store");
+  });
+});
+
+describe("formatSkippedEpochs", () => {
+  it("one warning per epoch passed over, naming it, the epoch restored and why; nothing when none", () => {
+    expect(formatSkippedEpochs(4, [])).toBe("");
+    expect(
+      formatSkippedEpochs(4, [
+        { epoch: 6, path: "/s/vms/vm0/e6", reason: "its part /s/vms/vm0/e6 exists but no global manifest" },
+        {
+          epoch: 5,
+          path: "/s/epochs/5.epoch",
+          reason: "its global manifest /s/epochs/5.epoch fails its check",
+        },
+      ]),
+    ).toBe(
+      "vpc restore: warning: skipped epoch 6, restoring epoch 4: its part /s/vms/vm0/e6 exists but no global manifest\n" +
+        "vpc restore: warning: skipped epoch 5, restoring epoch 4: its global manifest /s/epochs/5.epoch fails its check\n",
+    );
   });
 });

@@ -22,7 +22,7 @@ import {
   restoreVm,
   startVmWithAgent,
 } from "@vpc/controller";
-import { CheckpointStore } from "@vpc/storage";
+import { CheckpointStore, type SkippedEpoch } from "@vpc/storage";
 import type { CliIo } from "./cli-common.js";
 import { usageErrorOf } from "./cli-common.js";
 
@@ -344,7 +344,10 @@ export async function runRestoreCommand(argv: readonly string[], io: CliIo): Pro
           ...(lazy === undefined ? {} : { lazy }),
           ...(restored.lazyFallback === undefined ? {} : { lazyFallback: restored.lazyFallback }),
           ...(exec === undefined ? {} : { exec }),
+          skipped: restored.skipped,
         };
+        // Said even with --json: restoring an older epoch than the newest one taken is never silent.
+        io.stderr(formatSkippedEpochs(restored.epoch, restored.skipped));
         if (a.json) {
           io.stdout(`${JSON.stringify(result, null, 2)}\n`);
         } else {
@@ -383,4 +386,11 @@ export async function runRestoreCommand(argv: readonly string[], io: CliIo): Pro
   } catch (e) {
     return fail(io, "restore", e, a.json);
   }
+}
+
+/** One warning line per newer epoch a restore passed over: which epoch, the file, why. */
+export function formatSkippedEpochs(restored: number, skipped: readonly SkippedEpoch[]): string {
+  return skipped
+    .map((s) => `vpc restore: warning: skipped epoch ${s.epoch}, restoring epoch ${restored}: ${s.reason}\n`)
+    .join("");
 }

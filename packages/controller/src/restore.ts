@@ -14,7 +14,7 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { agentLibraryPath, createAgentDir } from "@vpc/dirty-log";
-import { type CheckpointStore, StoreError } from "@vpc/storage";
+import { type CheckpointStore, type NewestEpoch, type SkippedEpoch, StoreError } from "@vpc/storage";
 import { QmpClient } from "qemu-qmp-client";
 import { resolveAccel } from "./accel.js";
 import { decodeEnvelope } from "./engines/envelope.js";
@@ -70,17 +70,32 @@ export interface RestoredVm {
   readonly lazy?: { readonly loaded: Promise<LazyRestoreStats> };
   /** Why a lazy restore that was asked for ran eagerly. */
   readonly lazyFallback?: string;
+  /**
+   * Without an explicit epoch: newer epochs passed over, newest first, each with the file that made
+   * it unusable and why (a garbage global manifest, parts never committed). Empty when the epoch
+   * restored is the newest one written.
+   */
+  readonly skipped: readonly SkippedEpoch[];
 }
 
 /** Restarts VM `vmId` from a committed epoch of `store`. The VM it came from must be gone. */
 export async function restoreVm(options: RestoreVmOptions): Promise<RestoredVm> {
   const t0 = performance.now();
   const { store, vmId } = options;
-  const epoch = options.epoch ?? (await newestEpochOf(store, vmId));
+  const { epoch, skipped } =
+    options.epoch === undefined ? await newestEpochOf(store, vmId) : { epoch: options.epoch, skipped: [] };
+  const logger = options.logger ?? defaultLogger();
+  for (const s of skipped) {
+    logger.log("warn", "vm.restore-skipped-epoch", {
+      vm: vmId,
+      epoch: s.epoch,
+      path: s.path,
+      reason: s.reason,
+    });
+  }
   const envelope = decodeEnvelope(await store.readDeviceState(vmId, epoch));
   const scratch = await mkdtemp(join(options.shmRoot ?? "/dev/shm", `vpc-restore-${vmId}-`));
   trackDir(scratch);
-  const logger = options.logger ?? defaultLogger();
   let lazy: LazyRam | undefined;
   let lazyFallback: string | undefined;
   let overrides = options.overrides;
@@ -154,6 +169,7 @@ export async function restoreVm(options: RestoreVmOptions): Promise<RestoredVm> 
       timings: { ramMs: tRam - t0, vmMs: tEnd - tRam, totalMs: tEnd - t0, runningMs },
       ...(loaded === undefined ? {} : { lazy: { loaded } }),
       ...(lazyFallback === undefined ? {} : { lazyFallback }),
+      skipped,
     };
   } finally {
     await ownAgentDir?.remove();
@@ -162,12 +178,13 @@ export async function restoreVm(options: RestoreVmOptions): Promise<RestoredVm> 
   }
 }
 
-async function newestEpochOf(store: CheckpointStore, vmId: string): Promise<number> {
-  const epochs = await store.listEpochs();
-  for (let i = epochs.length - 1; i >= 0; i--) {
-    if ((await store.describeEpoch(epochs[i]!)).vmIds.includes(vmId)) return epochs[i]!;
+async function newestEpochOf(store: CheckpointStore, vmId: string): Promise<NewestEpoch> {
+  try {
+    return await store.newestEpoch(vmId);
+  } catch (e) {
+    if (!StoreError.isInstance(e) || e.code !== "NOT_FOUND") throw e;
+    throw new CheckpointError("restore", e.message, { vmId, cause: e });
   }
-  throw new CheckpointError("restore", `no committed epoch includes ${vmId}`, { vmId, path: store.dir });
 }
 
 /**

@@ -163,6 +163,21 @@ export interface StoreProblem {
   message: string;
 }
 
+/** A newer epoch `newestEpoch` passed over: the file that made it unusable and why. */
+export interface SkippedEpoch {
+  epoch: number;
+  /** The global manifest that failed its check, or the part left without one. */
+  path: string;
+  reason: string;
+}
+
+/** The epoch a restore without an explicit epoch uses, and every newer one it passed over. */
+export interface NewestEpoch {
+  epoch: number;
+  /** Newest first. Empty when `epoch` is the newest epoch anything was written for. */
+  skipped: SkippedEpoch[];
+}
+
 export interface VerifyEachResult extends VerifyResult {
   /** Empty when every checksum matched. */
   problems: StoreProblem[];
@@ -240,8 +255,16 @@ export class CheckpointStore {
     const markerPath = join(abs, STORE_FILE);
     let marker = await readIfExists(markerPath);
     if (marker === undefined) {
-      if (!opts.create || opts.readOnly)
+      if (!opts.create || opts.readOnly) {
+        const entries = await readdir(abs).catch(() => [] as string[]);
+        if (entries.includes(EPOCHS_DIR) || entries.includes(VMS_DIR)) {
+          throw new StoreNotFoundError(
+            `${markerPath} does not exist: ${abs} holds ${EPOCHS_DIR}/ and ${VMS_DIR}/ of a store but no store marker`,
+            { path: markerPath },
+          );
+        }
         throw new StoreNotFoundError(`${abs} is not a checkpoint store`, { path: abs });
+      }
       await io("mkdir", abs, () => mkdir(abs, { recursive: true }));
       const entries = await io("readdir", abs, () => readdir(abs));
       if (entries.length > 0) {
@@ -470,6 +493,62 @@ export class CheckpointStore {
       }
     }
     return out;
+  }
+
+  /**
+   * The newest committed epoch (that includes `vmId`, when given), and every newer epoch passed
+   * over, each with the file and the reason: a global manifest that fails its check (it may have
+   * named the VM: nobody can tell), or parts left without a global manifest (a crash before the
+   * commit, or a manifest that was removed). A restore must report `skipped`: the epoch it restores
+   * is then not the newest checkpoint that was taken.
+   */
+  async newestEpoch(vmId?: string): Promise<NewestEpoch> {
+    if (vmId !== undefined) checkVmId(vmId);
+    const files = await this.#globalEpochs();
+    const skipped: SkippedEpoch[] = [];
+    const newestFile = files.at(-1) ?? -1;
+    for (const found of await this.#partsAbove(newestFile, vmId)) {
+      skipped.push({
+        epoch: found.epoch,
+        path: found.path,
+        reason: `its part ${found.path} exists but no global manifest ${join(this.dir, EPOCHS_DIR, globalName(found.epoch))} commits it (a crash before the commit, or the manifest was removed)`,
+      });
+    }
+    for (let i = files.length - 1; i >= 0; i--) {
+      const e = files[i]!;
+      let gm: GlobalManifest;
+      try {
+        gm = await this.#readGlobal(e);
+      } catch (err) {
+        if (!StoreError.isInstance(err) || err.code === "IO") throw err;
+        const p = problemOf(err, join(this.dir, EPOCHS_DIR, globalName(e)));
+        const where = p.offset === undefined ? "" : ` at offset ${p.offset}`;
+        skipped.push({
+          epoch: e,
+          path: p.path,
+          reason: `its global manifest ${p.path} fails its check${where}: ${p.message}`,
+        });
+        continue;
+      }
+      if (vmId === undefined || gm.vms.some((v) => v.vmId === vmId)) return { epoch: e, skipped };
+    }
+    const what = vmId === undefined ? "" : ` including ${vmId}`;
+    throw new StoreNotFoundError(
+      `${this.dir}: no committed epoch${what}${skipped.length > 0 ? ` (passed over: ${skipped.map((s) => `epoch ${s.epoch}: ${s.reason}`).join("; ")})` : ""}`,
+      { path: this.dir, ...(vmId === undefined ? {} : { vmId }) },
+    );
+  }
+
+  /** Parts (of `vmId`, or of any VM) newer than `epoch`, one per epoch, newest first. */
+  async #partsAbove(epoch: number, vmId: string | undefined): Promise<{ epoch: number; path: string }[]> {
+    const found = new Map<number, string>();
+    for (const v of vmId === undefined ? await this.#vmIds() : [vmId]) {
+      const dirs = await this.#partDirs(v).catch((e: unknown) => (isEnoent(e) ? [] : Promise.reject(e)));
+      for (const d of dirs) {
+        if (d.epoch > epoch && !found.has(d.epoch)) found.set(d.epoch, join(this.dir, VMS_DIR, v, d.name));
+      }
+    }
+    return [...found].sort((a, b) => b[0] - a[0]).map(([e, path]) => ({ epoch: e, path }));
   }
 
   async describeEpoch(epoch: number): Promise<EpochInfo> {
@@ -902,11 +981,13 @@ export class CheckpointStore {
     if (!ref) throw new StoreNotFoundError(`${vmId} is not part of epoch ${epoch}`, { vmId, epoch });
     const top = await this.#acceptPart(vmId, epoch, ref.manifestHash);
     if (!top) {
-      throw new StoreChainError(`${vmId} epoch ${epoch}: its part is missing`, {
+      const { path, why } = await this.#missingManifest(vmId, epoch);
+      throw new StoreChainError(`${vmId} epoch ${epoch}: its part is missing: ${path} ${why}`, {
         vmId,
         epoch,
         missingEpoch: epoch,
         page,
+        path,
       });
     }
     return this.#walkChain(top, epoch, page);
@@ -922,9 +1003,10 @@ export class CheckpointStore {
         pe < cur.epoch ? await this.#acceptPart(vmId, pe, cur.manifest.parentManifestHash) : undefined;
       if (!parent) {
         const where = page === undefined ? "" : ` (page ${page})`;
+        const { path, why } = await this.#missingManifest(vmId, pe);
         throw new StoreChainError(
-          `${vmId} epoch ${restoring}${where}: parent epoch ${pe} of epoch ${cur.epoch} is missing or does not match`,
-          { vmId, epoch: restoring, missingEpoch: pe, page },
+          `${vmId} epoch ${restoring}${where}: parent epoch ${pe} of epoch ${cur.epoch} is missing or does not match: ${path} ${why}`,
+          { vmId, epoch: restoring, missingEpoch: pe, page, path },
         );
       }
       const m = parent.manifest;
@@ -944,6 +1026,21 @@ export class CheckpointStore {
       cur = parent;
     }
     return chain;
+  }
+
+  /**
+   * For an error: the manifest a chain needed for (vmId, epoch) and did not accept — the part's
+   * manifest file when it is absent (deleted), else the manifest whose hash did not match.
+   */
+  async #missingManifest(vmId: string, epoch: number): Promise<{ path: string; why: string }> {
+    const paths = (["b", "e"] as const).map((k) =>
+      join(this.dir, VMS_DIR, vmId, partName(k, epoch), "manifest"),
+    );
+    for (const path of paths) {
+      if ((await readIfExists(path)) !== undefined)
+        return { path, why: "does not have the hash its child records" };
+    }
+    return { path: paths[1]!, why: "does not exist" };
   }
 
   /** The part for (vmId, epoch) bound to `hash`: `b` preferred over `e`, a compacted base may supersede. */
