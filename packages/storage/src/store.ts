@@ -522,12 +522,9 @@ export class CheckpointStore {
       } catch (err) {
         if (!StoreError.isInstance(err) || err.code === "IO") throw err;
         const p = problemOf(err, join(this.dir, EPOCHS_DIR, globalName(e)));
-        const where = p.offset === undefined ? "" : ` at offset ${p.offset}`;
-        skipped.push({
-          epoch: e,
-          path: p.path,
-          reason: `its global manifest ${p.path} fails its check${where}: ${p.message}`,
-        });
+        const at = p.offset === undefined ? "" : ` at offset ${p.offset}`;
+        const what = p.message.includes(p.path) ? p.message : `${p.path}${at}: ${p.message}`;
+        skipped.push({ epoch: e, path: p.path, reason: `its global manifest fails its check: ${what}` });
         continue;
       }
       if (vmId === undefined || gm.vms.some((v) => v.vmId === vmId)) return { epoch: e, skipped };
