@@ -8,6 +8,7 @@ import { type CliIo, EXIT_FAILED, EXIT_OK, EXIT_USAGE, usageErrorOf } from "./cl
 import { runClusterCli } from "./cluster.js";
 import { type DemoOptions, type DemoResult, runDemo } from "./demo.js";
 import { runDoctorCommand } from "./doctor.js";
+import { runFaultsCli } from "./faults.js";
 import { runStoreCli } from "./store-commands.js";
 import { runTestbedCli } from "./testbed.js";
 import { runCheckpointCommand, runRestoreCommand } from "./vm-commands.js";
@@ -30,6 +31,7 @@ Commands:
   predictor strategies      list the strategies and their parameters
   store info|verify|decode|encode|gc|compact
                             inspect, check and clean a checkpoint store; decode/encode its files as JSON
+  faults store --store DIR  damage copies of a checkpoint store and count what is detected
   doctor [--json]           check this machine's prerequisites and print how to fix what is missing
 
 Options:
@@ -155,6 +157,7 @@ export async function main(argv: readonly string[], io: CliIo, run: MainOptions 
     return EXIT_OK;
   }
   if (command === "store") return runStoreCli(rest, io);
+  if (command === "faults") return runFaultsCli(rest, io);
   if (command === "cluster") return runClusterCli(rest, io);
   if (command === "testbed") return runTestbedCli(rest, io, run.signal ? { signal: run.signal } : {});
   if (command === "predictor") return runPredictorCli([...rest], io);
