@@ -1,4 +1,4 @@
-import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -14,7 +14,7 @@ describe("vpc checkpoint + vpc restore", () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  it("takes vpc checkpoints and restores the last one with memcheck still clean", async () => {
+  it("takes vpc checkpoints, restores the last one with memcheck clean, and warns when it must skip one", async () => {
     const shmBefore = new Set(await readdir("/dev/shm"));
     const store = join(dir, "store");
     const metrics = join(dir, "metrics.jsonl");
@@ -61,6 +61,24 @@ describe("vpc checkpoint + vpc restore", () => {
     expect(result.epoch).toBe(2);
     expect(result.engine).toContain("vpc");
     expect(result.exec.stdout).toMatch(/verifies=\d+ failures=0 /);
+
+    // Garbage in place of epoch 2's global manifest: the restore takes epoch 1 and says why.
+    const garbage = join(store, "epochs", "0000000000000002.epoch");
+    await writeFile(garbage, "not a global manifest\n");
+    const gout: string[] = [];
+    const gerr: string[] = [];
+    const gcode = await main(
+      ["restore", "--store", store, "--json", "--exec", "sleep 2; cat /run/vpc-memcheck"],
+      { stdout: (t) => gout.push(t), stderr: (t) => gerr.push(t) },
+    );
+    expect(gerr.join("")).toBe(
+      `vpc restore: warning: skipped epoch 2, restoring epoch 1: its global manifest fails its check: ${garbage}: bad magic (expected VPC.EPMF) at offset 0\n`,
+    );
+    expect(gcode).toBe(0);
+    const older = JSON.parse(gout.join(""));
+    expect(older.epoch).toBe(1);
+    expect(older.skipped).toEqual([{ epoch: 2, path: garbage, reason: expect.stringContaining(garbage) }]);
+    expect(older.exec.stdout).toMatch(/verifies=\d+ failures=0 /);
     const leftovers = (await readdir("/dev/shm")).filter((f) => !shmBefore.has(f) && f.startsWith("vpc-"));
     expect(leftovers).toEqual([]);
   });
