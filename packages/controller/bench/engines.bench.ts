@@ -13,8 +13,9 @@
 // the loaded phase, default 3), VPC_BENCH_MEMCHECK (vpc-memcheck arguments of the loaded phase),
 // VPC_BENCH_WORKLOAD (instead of vpc-memcheck: any guest shell command, run detached for the loaded
 // phase, e.g. "while :; do /opt/npb/bin/mg W; done" or "vpc-dirtier -r 20000 -h 0.8"),
-// VPC_BENCH_MEM_MIB (guest RAM, default 256), VPC_BENCH_MODE (async | sync).
-import { mkdtemp, rm } from "node:fs/promises";
+// VPC_BENCH_MEM_MIB (guest RAM, default 256), VPC_BENCH_MODE (async | sync), VPC_BENCH_RECORDS (a
+// file to write every checkpoint's metrics to, one JSON line each with its phase and round).
+import { appendFile, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { TrackingMode } from "@vpc/dirty-log";
@@ -36,6 +37,7 @@ const MEMCHECK = process.env.VPC_BENCH_MEMCHECK ?? "-m 96 -w 2048 -s 1000 -v 200
 const WORKLOAD = process.env.VPC_BENCH_WORKLOAD;
 const MEM_MIB = Number(process.env.VPC_BENCH_MEM_MIB ?? 256);
 const MODE = (process.env.VPC_BENCH_MODE ?? "async") as TrackingMode;
+const RECORDS = process.env.VPC_BENCH_RECORDS;
 const FLOOR_ROUNDS = 15;
 
 function median(xs: readonly number[]): number {
@@ -110,6 +112,7 @@ async function runEngine(
   spec: string,
   intervalMs: number,
   checkpoints: number,
+  label: { phase: string; round: number },
 ): Promise<CheckpointMetrics[]> {
   const store = await CheckpointStore.open(await mkdtemp(join(work, "store-")), {
     create: true,
@@ -127,6 +130,8 @@ async function runEngine(
   } finally {
     await engine.close();
   }
+  if (RECORDS)
+    await appendFile(RECORDS, records.map((r) => `${JSON.stringify({ ...label, ...r })}\n`).join(""));
   return records;
 }
 
@@ -157,7 +162,9 @@ it("pause floor and agent engines side by side", async () => {
 
     const idle: EngineRow[] = [];
     for (const spec of ENGINES)
-      idle.push(summarize(spec, await runEngine(live, work, spec, 300, CHECKPOINTS)));
+      idle.push(
+        summarize(spec, await runEngine(live, work, spec, 300, CHECKPOINTS, { phase: "idle", round: 0 })),
+      );
 
     // The loaded phase: our self-checking writer, or any program the user names.
     const start = WORKLOAD
@@ -172,7 +179,7 @@ it("pause floor and agent engines side by side", async () => {
       const soloDowntimeMs: Record<string, number> = {};
       let plans: string | null = null;
       for (const spec of order) {
-        const records = await runEngine(live, work, spec, 1000, CHECKPOINTS);
+        const records = await runEngine(live, work, spec, 1000, CHECKPOINTS, { phase: "loaded", round });
         loadedRecords.get(spec)!.push(...records);
         const row = summarize(spec, records);
         soloDowntimeMs[spec] = row.soloDowntimeMs;

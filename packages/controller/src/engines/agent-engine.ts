@@ -91,6 +91,8 @@ export class AgentEngine implements CheckpointEngine {
   #staging: { path: string; fh: FileHandle; header: StagingHeader } | undefined;
   /** vpc with adapt=1: the plan of the next pause, the costs it was chosen by, and P for it. */
   #plan: VpcPlan = "predict";
+  /** The modelled costs (ns) #plan was chosen by. */
+  #planCosts: Record<VpcPlan, number> | undefined;
   #costs: PlanCosts = DEFAULT_PLAN_COSTS;
   #nextPrediction: PageSet | undefined;
 
@@ -217,6 +219,7 @@ export class AgentEngine implements CheckpointEngine {
       stage = "save";
       const sets = this.name === "stop-copy" ? undefined : await agent.checkpointSets(reply);
       const usedPlan = this.name === "vpc" ? (full ? "predict" : this.#plan) : undefined;
+      const usedPlanCosts = usedPlan && !full ? this.#planCosts : undefined;
       const { prediction, judged } = this.#learn(sets, reply);
       let save: (SaveWindow & { startNs: bigint }) | undefined;
       let judgingMs = 0;
@@ -283,6 +286,8 @@ export class AgentEngine implements CheckpointEngine {
             this.#costs.faultNs,
             counts.cow + counts.cowOnRead > 0 ? Number(cowStallNs) / (counts.cow + counts.cowOnRead) : null,
           ),
+          harvestNs: updateCost(this.#costs.harvestNs, reply.armed ? null : reply.harvestNs),
+          deviceStateNs: updateCost(this.#costs.deviceStateNs, Number(tDevice - tStopped)),
           // Only a save that ended when its work did times the saver (not one held open).
           saveNsPerPage: updateCost(
             this.#costs.saveNsPerPage,
@@ -322,6 +327,13 @@ export class AgentEngine implements CheckpointEngine {
         pagesInWindow: this.name === "vpc" ? reply.window : null,
         fellBack: this.name === "vpc" ? reply.fellBack : null,
         vpcPlan: usedPlan ?? null,
+        vpcPlanCostsMs: usedPlanCosts
+          ? {
+              predict: ms(usedPlanCosts.predict),
+              cow: ms(usedPlanCosts.cow),
+              "copy-all": ms(usedPlanCosts["copy-all"]),
+            }
+          : null,
         pagesCopiedInPause: reply.copied,
         pagesProtected: reply.protected,
         pagesCowCopied: counts.cow + counts.cowOnRead,
@@ -376,9 +388,12 @@ export class AgentEngine implements CheckpointEngine {
    */
   #choosePlan(judged: { saveSet: PageSet; wouldFault: PageSet } | undefined): void {
     if ((this.#params.adapt ?? 1) === 0 || !judged) return;
+    // A P cached for a pause that did not use it (cow, copy-all) is stale by now.
+    this.#nextPrediction = undefined;
     const predicted = this.#predictBase(judged.saveSet.pageCount);
     this.#nextPrediction = predicted;
-    this.#plan = cheapestPlan(planCostsInHindsight({ ...judged, predicted }, this.#costs));
+    this.#planCosts = planCostsInHindsight({ ...judged, predicted }, this.#costs);
+    this.#plan = cheapestPlan(this.#planCosts);
   }
 
   /** vpc: the saver takes first the pages the history says fault (those P left out). */

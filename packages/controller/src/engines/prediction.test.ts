@@ -17,7 +17,14 @@ const set = (...ranges: [number, number][]): PageSet => {
   for (const [a, n] of ranges) s.addRange(a, n);
   return s;
 };
-const costs: PlanCosts = { copyNsPerPage: 1000, protectNsPerPage: 300, faultNs: 16_000, saveNsPerPage: 5000 };
+const costs: PlanCosts = {
+  copyNsPerPage: 1000,
+  protectNsPerPage: 300,
+  faultNs: 16_000,
+  saveNsPerPage: 5000,
+  harvestNs: 0,
+  deviceStateNs: 0,
+};
 
 describe("vpc's plan chosen in hindsight", () => {
   it("predict wins when P names W closely", () => {
@@ -48,6 +55,20 @@ describe("vpc's plan chosen in hindsight", () => {
     const c = planCostsInHindsight(h, costs);
     expect(c.predict).toBe(c.cow);
     expect(cheapestPlan(c)).toBe("predict");
+  });
+
+  it("agent work in the device-state save's shadow costs the pause nothing", () => {
+    // S = 800, W = 30: counted alone, protecting all and taking 30 faults (240k + 480k ns) beats
+    // copying all (800k ns)…
+    const h = { saveSet: set([0, 800]), wouldFault: set([0, 30]), predicted: new PageSet(N) };
+    const bare = planCostsInHindsight(h, costs);
+    expect(bare.cow).toBeLessThan(bare["copy-all"]);
+    // …but a 1 ms device-state save beside the agent hides the whole copy: copy-all costs the
+    // floor only, while cow's faults come on top of it.
+    const shadowed = planCostsInHindsight(h, { ...costs, harvestNs: 100_000, deviceStateNs: 1_000_000 });
+    expect(shadowed["copy-all"]).toBe(1_000_000);
+    expect(shadowed.cow).toBe(1_000_000 + 30 * 16_000);
+    expect(cheapestPlan(shadowed)).toBe("copy-all");
   });
 
   it("a copy-all checkpoint is judged over the time a saver would have needed for S, capped", () => {

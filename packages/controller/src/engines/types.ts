@@ -81,6 +81,11 @@ export interface CheckpointMetrics {
   readonly fellBack?: boolean | null;
   /** vpc: the plan of this pause (adapt=1 picks it by cost; see docs/engines.md). */
   readonly vpcPlan?: "predict" | "cow" | "copy-all" | null;
+  /**
+   * vpc with adapt=1: the modelled downtime (ms) of each plan on the checkpoint before, by which
+   * this pause's plan was chosen; null before the first judgement or with adapt=0.
+   */
+  readonly vpcPlanCostsMs?: { predict: number; cow: number; "copy-all": number } | null;
   readonly pagesCopiedInPause: number;
   readonly pagesProtected: number;
   readonly pagesCowCopied: number;
