@@ -1,4 +1,4 @@
-import { rm } from "node:fs/promises";
+import { readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { PageSet, readDirtyTrace } from "@vpc/pageset";
 import { afterEach, describe, expect, it } from "vitest";
@@ -12,6 +12,11 @@ afterEach(async () => {
   await harness?.close();
   harness = undefined;
 });
+
+/** Page `i` of `bytes` (pages back to back). */
+function pageOf(bytes: Buffer, i: number, pageSize: number): Buffer {
+  return bytes.subarray(i * pageSize, (i + 1) * pageSize);
+}
 
 describe("client against the real agent (harness process)", () => {
   it("says hello and refuses commands before attach", async () => {
@@ -105,6 +110,80 @@ describe("client against the real agent (harness process)", () => {
     expect(r).toMatchObject({ copied: 1, pending: 0 });
     expect(await c.stagedSlots()).toEqual([{ slot: 0, page: 4, source: "copy" }]);
     expect((await c.releaseSet(d.dirty)).released).toBe(1);
+  });
+
+  it("readStaged returns staged pages in one bounded batch; releaseStaged frees exactly them", async () => {
+    harness = await Harness.start(256);
+    const c = harness.client;
+    const info = await c.attach({ memPath: harness.ramPath, mode: "sync", stagingSlots: 8 });
+    const page = (bytes: Buffer, i: number): Buffer => pageOf(bytes, i, info.pageSize);
+    await c.arm();
+    await harness.write(1, [3, 4, 5, 9, 20]);
+    const d = await c.harvest();
+    const atCheckpoint = await readFile(harness.ramPath);
+    await c.protect(d.dirty);
+    // Writes fault 9 and 20 into staging (their content at the checkpoint); copy stages the rest.
+    await harness.write(2, [9, 20]);
+    expect(await c.copy(d.dirty, { onlyProtected: true })).toMatchObject({ copied: 3, pending: 0 });
+    const now = await readFile(harness.ramPath);
+    expect(page(now, 9).equals(page(atCheckpoint, 9))).toBe(false);
+
+    const first = await c.readStaged(3);
+    expect(first.staged).toBe(5);
+    expect(first.pages.length).toBe(3);
+    expect(first.data.length).toBe(3 * info.pageSize);
+    const slotsBefore = await c.stagedSlots();
+    expect([...first.slots]).toEqual(slotsBefore.slice(0, 3).map((s) => s.slot));
+    expect([...first.pages]).toEqual(slotsBefore.slice(0, 3).map((s) => s.page));
+    // Reading frees nothing: a crash before the pages are stored loses none.
+    expect(slotsBefore.length).toBe(5);
+    expect((await c.releaseStaged(first)).released).toBe(3);
+
+    const rest = await c.readStaged();
+    expect(rest.staged).toBe(2);
+    const batches = [first, rest];
+    const seen = new Map<number, string>();
+    for (const b of batches) {
+      b.pages.forEach((p, i) => {
+        seen.set(p, b.sources[i]!);
+        expect(page(b.data, i).equals(page(atCheckpoint, p))).toBe(true);
+      });
+    }
+    expect(Object.fromEntries(seen)).toEqual({ 3: "copy", 4: "copy", 5: "copy", 9: "cow", 20: "cow" });
+    expect(await c.releaseStaged(rest)).toEqual({ released: 2, inUse: 0 });
+
+    const empty = await c.readStaged();
+    expect(empty).toMatchObject({ staged: 0, sources: [] });
+    expect(empty.pages.length + empty.data.length + empty.slots.length).toBe(0);
+    await expect(c.readStaged(0)).rejects.toBeInstanceOf(RangeError);
+  });
+
+  it("readStaged reads slots that are not contiguous, each page from its own slot", async () => {
+    harness = await Harness.start(256);
+    const c = harness.client;
+    const info = await c.attach({ memPath: harness.ramPath, mode: "async", stagingSlots: 8 });
+    const ps = info.pageSize;
+    await c.arm();
+    const written = [1, 2, 3, 4, 5, 6];
+    await harness.write(7, written);
+    const d = await c.harvest();
+    const atCheckpoint = await readFile(harness.ramPath);
+    await c.copy(d.dirty);
+    // Free the second and fifth slots: the filled ones form three runs.
+    const slots = await c.stagedSlots();
+    expect(slots.map((s) => s.slot)).toEqual([0, 1, 2, 3, 4, 5]);
+    const freed = PageSet.fromPages(256, [slots[1]!.page, slots[4]!.page]);
+    expect((await c.releaseSet(freed)).released).toBe(2);
+    const batch = await c.readStaged();
+    expect([...batch.slots]).toEqual([0, 2, 3, 5]);
+    expect(batch.sources).toEqual(["copy", "copy", "copy", "copy"]);
+    batch.pages.forEach((p, i) => {
+      expect(freed.has(p)).toBe(false);
+      expect(pageOf(batch.data, i, ps).equals(pageOf(atCheckpoint, p, ps))).toBe(true);
+    });
+    await c.releaseStaged(batch);
+    await c.detach();
+    await expect(c.readStaged()).rejects.toBeInstanceOf(StateError);
   });
 
   it("records a dirty trace: exact order in sync mode, classes in async mode", async () => {

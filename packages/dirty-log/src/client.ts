@@ -14,7 +14,15 @@ import {
   requestBody,
   type TrackingMode,
 } from "./protocol.js";
-import { decodeSlotTable, decodeStagingHeader, type StagedSlot, type StagingHeader } from "./staging.js";
+import {
+  decodeSlotTable,
+  decodeStagingHeader,
+  SLOT_ENTRY_BYTES,
+  type SlotSource,
+  STAGING_HEADER_BYTES,
+  type StagedSlot,
+  type StagingHeader,
+} from "./staging.js";
 
 export type ConnectionState = "idle" | "connecting" | "open" | "closing";
 
@@ -196,6 +204,26 @@ export interface CopyResult {
   /** Pages still protected for COW. */
   pending: number;
   ns: number;
+}
+
+/** Default bound of `readStaged`: 4096 pages (16 MiB of 4 KiB pages) per batch. */
+const STAGED_BATCH_PAGES = 4096;
+
+/**
+ * Staged pages read in one batch (`readStaged`), still holding their slots: store them, then
+ * `releaseStaged(batch)`. Entry i of `pages`, `sources` and `slots` is one page, in slot order.
+ */
+export interface StagedPages {
+  /** Guest page numbers. */
+  pages: Uint32Array;
+  /** Their saved content, back to back: page i at i × pageSize. */
+  data: Buffer;
+  /** Why each page was staged: a COW fault on a write or a read, or a copy (checkpoint, copy, saver). */
+  sources: SlotSource[];
+  /** The staging slots holding them (what `releaseStaged` frees). */
+  slots: Uint32Array;
+  /** Slots filled when the slot table was read: more than `pages.length` when `maxPages` cut the batch. */
+  staged: number;
 }
 
 export interface FaultStats {
@@ -473,8 +501,8 @@ export class DirtyLogClient {
         open(info.files.recent, "r"),
         open(info.files.copied, "r"),
       ]);
-      const hdr = new Uint8Array(48);
-      await staging.read(hdr, 0, 48, 0);
+      const hdr = new Uint8Array(STAGING_HEADER_BYTES);
+      await staging.read(hdr, 0, hdr.length, 0);
       this.#files = {
         dirty,
         accumulated,
@@ -707,22 +735,81 @@ export class DirtyLogClient {
     this.#info = undefined;
   }
 
-  /** Filled staging slots, read from the staging file's slot table. */
+  /** Filled staging slots, read from the staging file's slot table, in slot order. */
   async stagedSlots(): Promise<StagedSlot[]> {
-    const f = this.#needFiles("stagedSlots");
+    return this.#readSlotTable("stagedSlots");
+  }
+
+  async #readSlotTable(op: string): Promise<StagedSlot[]> {
+    const f = this.#needFiles(op);
     const h = f.stagingHeader;
-    const bytes = new Uint8Array(h.slotCount * 16);
-    await f.staging.read(bytes, 0, bytes.length, h.tableOffset);
+    const bytes = new Uint8Array(h.slotCount * SLOT_ENTRY_BYTES);
+    try {
+      await f.staging.read(bytes, 0, bytes.length, h.tableOffset);
+    } catch (cause) {
+      throw new DirtyLogError("IO", `${op}: read the slot table of ${f.info.files.staging}`, {
+        op: "read",
+        path: f.info.files.staging,
+        cause,
+      });
+    }
     return decodeSlotTable(bytes, h.slotCount);
   }
 
-  /** The staged content of one slot (one page). */
-  async readSlot(slot: number): Promise<Uint8Array> {
-    const f = this.#needFiles("readSlot");
-    const h = f.stagingHeader;
-    const out = new Uint8Array(h.pageSize);
-    await f.staging.read(out, 0, h.pageSize, h.dataOffset + slot * h.pageSize);
-    return out;
+  /**
+   * Reads up to `maxPages` staged pages (the lowest slots first) and their content in one batch,
+   * one file read per run of consecutive slots. The slots stay filled until `releaseStaged(batch)`:
+   * release only once the pages are stored, so a crash in between loses none.
+   */
+  async readStaged(maxPages = STAGED_BATCH_PAGES): Promise<StagedPages> {
+    if (!Number.isInteger(maxPages) || maxPages < 1) {
+      throw new RangeError(`readStaged: maxPages must be a positive integer, got ${maxPages}`);
+    }
+    const all = await this.#readSlotTable("readStaged");
+    const f = this.#needFiles("readStaged");
+    const { pageSize, dataOffset } = f.stagingHeader;
+    const part = all.slice(0, maxPages);
+    const batch: StagedPages = {
+      pages: new Uint32Array(part.length),
+      data: Buffer.allocUnsafe(part.length * pageSize),
+      sources: part.map((s) => s.source),
+      slots: new Uint32Array(part.length),
+      staged: all.length,
+    };
+    for (let i = 0; i < part.length; ) {
+      let j = i + 1;
+      while (j < part.length && part[j]!.slot === part[j - 1]!.slot + 1) j++;
+      const bytes = (j - i) * pageSize;
+      const at = dataOffset + part[i]!.slot * pageSize;
+      let read: number;
+      try {
+        ({ bytesRead: read } = await f.staging.read(batch.data, i * pageSize, bytes, at));
+      } catch (cause) {
+        throw new DirtyLogError("IO", `readStaged: read ${bytes} bytes at ${at} of ${f.info.files.staging}`, {
+          op: "read",
+          path: f.info.files.staging,
+          cause,
+        });
+      }
+      if (read !== bytes) {
+        throw new DirtyLogError(
+          "IO",
+          `readStaged: ${f.info.files.staging} ended after ${read} of ${bytes} bytes at ${at} (slots ${part[i]!.slot}-${part[j - 1]!.slot})`,
+          { op: "read", path: f.info.files.staging },
+        );
+      }
+      for (let k = i; k < j; k++) {
+        batch.pages[k] = part[k]!.page;
+        batch.slots[k] = part[k]!.slot;
+      }
+      i = j;
+    }
+    return batch;
+  }
+
+  /** Frees the slots of a `readStaged` batch: call it once the batch's pages are stored. */
+  async releaseStaged(batch: StagedPages): Promise<{ released: number; inUse: number }> {
+    return this.release(batch.slots);
   }
 
   /**
@@ -736,14 +823,16 @@ export class DirtyLogClient {
   ): Promise<{ fromFaults: number; fromCopies: number }> {
     let fromFaults = 0;
     let fromCopies = 0;
+    const pageSize = this.#needFiles("saveProtected").stagingHeader.pageSize;
     for (;;) {
-      const slots = await this.stagedSlots();
-      for (const s of slots) {
-        await store(s.page, await this.readSlot(s.slot));
-        if (s.source === "cow") fromFaults++;
+      const batch = await this.readStaged();
+      for (let i = 0; i < batch.pages.length; i++) {
+        await store(batch.pages[i]!, batch.data.subarray(i * pageSize, (i + 1) * pageSize));
+        if (batch.sources[i] === "cow") fromFaults++;
         else fromCopies++;
       }
-      if (slots.length) await this.release(slots.map((s) => s.slot));
+      if (batch.pages.length) await this.releaseStaged(batch);
+      if (batch.pages.length < batch.staged) continue;
       const r = await this.copy(set, { onlyProtected: true });
       if (r.copied === 0 && r.pending === 0 && (await this.stagedSlots()).length === 0) break;
     }

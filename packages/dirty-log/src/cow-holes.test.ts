@@ -24,14 +24,14 @@ async function drainSave(h: Harness): Promise<Map<number, Buffer>> {
   const c = h.client;
   const saved = new Map<number, Buffer>();
   for (;;) {
-    const slots = await c.stagedSlots();
-    for (const s of slots) {
-      expect(saved.has(s.page)).toBe(false);
-      saved.set(s.page, Buffer.from(await c.readSlot(s.slot)));
-    }
-    if (slots.length) await c.release(slots.map((s) => s.slot));
+    const batch = await c.readStaged();
+    batch.pages.forEach((page, i) => {
+      expect(saved.has(page)).toBe(false);
+      saved.set(page, batch.data.subarray(i * PAGE, (i + 1) * PAGE));
+    });
+    if (batch.pages.length) await c.releaseStaged(batch);
     const st = await c.saveStatus();
-    if (!st.saving && st.inUse === 0 && slots.length === 0) return saved;
+    if (!st.saving && st.inUse === 0 && batch.pages.length === 0) return saved;
   }
 }
 

@@ -16,6 +16,7 @@ export {
   type LazyStatus,
   type PeekResult,
   type SaveStatus,
+  type StagedPages,
   type TimerStats,
 } from "./client.js";
 export {

@@ -5,6 +5,8 @@ import { ProtocolError } from "./errors.js";
 
 export const STAGING_MAGIC = "VPCDLSTG";
 export const STAGING_VERSION = 1;
+/** Bytes of the header's fields (magic … page count); the header itself is padded to a page. */
+export const STAGING_HEADER_BYTES = 48;
 /** Bytes per slot-table entry: u64 page, u32 state, u32 source. */
 export const SLOT_ENTRY_BYTES = 16;
 
@@ -29,7 +31,8 @@ export interface StagedSlot {
 }
 
 export function decodeStagingHeader(bytes: Uint8Array): StagingHeader {
-  if (bytes.length < 48) throw new ProtocolError(`staging header: ${bytes.length} bytes, need 48`, bytes);
+  if (bytes.length < STAGING_HEADER_BYTES)
+    throw new ProtocolError(`staging header: ${bytes.length} bytes, need ${STAGING_HEADER_BYTES}`, bytes);
   const magic = new TextDecoder().decode(bytes.subarray(0, 8));
   if (magic !== STAGING_MAGIC)
     throw new ProtocolError(`staging header: bad magic ${JSON.stringify(magic)}`, bytes);
