@@ -65,14 +65,5 @@ export {
   requestBody,
   type TrackingMode,
 } from "./protocol.js";
-export {
-  decodeSlotTable,
-  decodeStagingHeader,
-  SLOT_ENTRY_BYTES,
-  type SlotSource,
-  STAGING_MAGIC,
-  STAGING_VERSION,
-  type StagedSlot,
-  type StagingHeader,
-} from "./staging.js";
+export type { SlotSource, StagedSlot } from "./staging.js";
 export { DirtyTraceRecorder, harvestToTraceRecord } from "./trace.js";

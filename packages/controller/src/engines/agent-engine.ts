@@ -8,16 +8,13 @@
  * window, reading the sets, scoring, the saver, storing — happens before `stop` or after `cont`.
  */
 
-import { type FileHandle, open } from "node:fs/promises";
 import { setTimeout as sleep } from "node:timers/promises";
-import {
-  type AgentStats,
-  type CheckpointReply,
-  type CheckpointRequest,
-  type CheckpointSets,
-  type DirtyLogClient,
-  decodeStagingHeader,
-  type StagingHeader,
+import type {
+  AgentStats,
+  CheckpointReply,
+  CheckpointRequest,
+  CheckpointSets,
+  DirtyLogClient,
 } from "@vpc/dirty-log";
 import { PageSet } from "@vpc/pageset";
 import { PageHistory, parseStrategy, type Strategy } from "@vpc/predictor";
@@ -88,7 +85,6 @@ export class AgentEngine implements CheckpointEngine {
   #taken = 0;
   #lastStats: AgentStats | undefined;
   #last: LastCheckpoint | undefined;
-  #staging: { path: string; fh: FileHandle; header: StagingHeader } | undefined;
   /** vpc with adapt=1: the plan of the next pause, the costs it was chosen by, and P for it. */
   #plan: VpcPlan = "predict";
   /** The modelled costs (ns) #plan was chosen by. */
@@ -108,10 +104,8 @@ export class AgentEngine implements CheckpointEngine {
     this.spec = formatEngineSpec(this.#strategy ? { ...spec, strategy: this.#strategy.spec } : spec);
   }
 
-  async close(): Promise<void> {
-    await this.#staging?.fh.close().catch(() => undefined);
-    this.#staging = undefined;
-  }
+  /** Holds nothing open: the agent's client owns the staging file. */
+  async close(): Promise<void> {}
 
   async checkpoint(epoch: number): Promise<CheckpointMetrics> {
     const { vm, store } = this.#ctx;
@@ -132,7 +126,6 @@ export class AgentEngine implements CheckpointEngine {
         pageSize: info.pageSize,
         full,
       });
-      await this.#openStaging();
       await vm.prepareDeviceState();
       stage = "stats";
       const s0 = await agent.stats();
@@ -466,16 +459,6 @@ export class AgentEngine implements CheckpointEngine {
     }
   }
 
-  async #openStaging(): Promise<void> {
-    const path = this.#agent.attachment!.files.staging;
-    if (this.#staging?.path === path) return;
-    await this.close();
-    const fh = await open(path, "r");
-    const head = new Uint8Array(48);
-    await fh.read(head, 0, 48, 0);
-    this.#staging = { path, fh, header: decodeStagingHeader(head) };
-  }
-
   /** precopy's live rounds: copies `set` through staging into the writer, `batch` pages per agent call. */
   async #copyLive(set: PageSet, writer: EpochWriter, counts: SaveCounts, batch: number): Promise<number> {
     let copied = 0;
@@ -519,35 +502,30 @@ export class AgentEngine implements CheckpointEngine {
     }
   }
 
-  /** Moves every staged page into the writer and frees its slot; returns the pages moved. */
+  /**
+   * Moves the staged pages into the writer, DRAIN_CHUNK at a time, freeing their slots only once
+   * the writer has them; stops after a batch that held everything staged. Returns the pages moved.
+   */
   async #drainAll(writer: EpochWriter, counts: SaveCounts): Promise<number> {
-    const st = this.#staging!;
-    const ps = st.header.pageSize;
-    const slots = (await this.#agent.stagedSlots()).sort((a, b) => a.slot - b.slot);
-    counts.peakSlots = Math.max(counts.peakSlots, slots.length);
-    for (let c = 0; c < slots.length; c += DRAIN_CHUNK) {
-      const part = slots.slice(c, c + DRAIN_CHUNK);
-      const data = Buffer.allocUnsafe(part.length * ps);
-      const pages = new Uint32Array(part.length);
-      for (let i = 0; i < part.length; ) {
-        let j = i + 1;
-        while (j < part.length && part[j]!.slot === part[j - 1]!.slot + 1) j++;
-        await st.fh.read(data, i * ps, (j - i) * ps, st.header.dataOffset + part[i]!.slot * ps);
-        i = j;
-      }
-      part.forEach((s, i) => {
-        pages[i] = s.page;
-        if (s.source === "cow") {
+    let moved = 0;
+    for (;;) {
+      const batch = await this.#agent.readStaged(DRAIN_CHUNK);
+      counts.peakSlots = Math.max(counts.peakSlots, batch.staged);
+      if (batch.pages.length === 0) return moved;
+      batch.pages.forEach((page, i) => {
+        const source = batch.sources[i];
+        if (source === "cow") {
           counts.cow++;
-          counts.faulted.add(s.page);
-        } else if (s.source === "cow-read") {
+          counts.faulted.add(page);
+        } else if (source === "cow-read") {
           counts.cowOnRead++;
-          counts.faultedOnRead.add(s.page);
+          counts.faultedOnRead.add(page);
         } else counts.copy++;
       });
-      await writer.writePages(pages, data);
-      await this.#agent.release(part.map((s) => s.slot));
+      await writer.writePages(batch.pages, batch.data);
+      await this.#agent.releaseStaged(batch);
+      moved += batch.pages.length;
+      if (batch.pages.length === batch.staged) return moved;
     }
-    return slots.length;
   }
 }
