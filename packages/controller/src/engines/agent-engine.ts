@@ -45,6 +45,8 @@ import type {
 
 /** Staging slots drained into the store per read (bounds the saver's own buffer to 16 MiB). */
 const DRAIN_CHUNK = 4096;
+/** Poll interval while a save with nothing left to copy holds its window open. */
+const IDLE_SAVE_POLL_MS = 10;
 /** Fewer pages than this in a step give no per-page cost worth learning from. */
 const MIN_PAGES_FOR_COST = 64;
 
@@ -504,7 +506,10 @@ export class AgentEngine implements CheckpointEngine {
       const st = await this.#agent.saveStatus();
       if (!st.saving && st.inUse === 0)
         return { startNs: st.startNs, endNs: st.endNs, endClass: st.endClass };
-      if (drained === 0) await sleep(1);
+      // Nothing protected and nothing staged: the saver only holds its window open (a judging
+      // window, `window=`), and no page can arrive; poll gently beside the running guest.
+      const idle = st.pending === 0 && st.inUse === 0;
+      if (drained === 0) await sleep(idle ? IDLE_SAVE_POLL_MS : 1);
     }
   }
 
