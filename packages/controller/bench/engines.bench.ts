@@ -193,13 +193,15 @@ it("pause floor and agent engines side by side", async () => {
       ? await vm.run("cat /run/workload.err")
       : await vm.run("cat /run/vpc-memcheck || cat /run/memcheck.err");
 
+    /** An engine spec's name without its strategy and parameters ("vpc(last):adapt=0" → "vpc"). */
+    const nameOf = (spec: string): string => spec.split(/[(:]/)[0]!;
     const byName = (rows: EngineRow[], name: string): EngineRow | undefined =>
-      rows.find((r) => r.engine.split(/[(:]/)[0] === name);
+      rows.find((r) => nameOf(r.engine) === name);
     const ratio = (a: number | undefined, b: number | undefined): number | null =>
       a !== undefined && b !== undefined && b > 0 ? r2(a / b) : null;
     /** Per-round ratios of two engines' solo downtime: their median, min and max. */
     const roundRatio = (a: string, b: string) => {
-      const specOf = (name: string) => ENGINES.find((e) => e.split(/[(:]/)[0] === name);
+      const specOf = (name: string) => ENGINES.find((e) => nameOf(e) === name);
       const sa = specOf(a);
       const sb = specOf(b);
       if (!sa || !sb) return null;

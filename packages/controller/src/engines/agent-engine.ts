@@ -370,13 +370,17 @@ export class AgentEngine implements CheckpointEngine {
   }
 
   /**
-   * vpc, before `stop`: P from the history (the agent adds the pre-pause window). Empty on the
-   * full epoch and before anything was learnt.
+   * vpc, before `stop`: P from the history (the agent adds the pre-pause window) — the one the
+   * plan was chosen with, when there is one. Empty on the full epoch and before anything was learnt.
    */
   #predictBase(pageCount: number): PageSet {
     const cached = this.#nextPrediction;
     this.#nextPrediction = undefined;
-    if (cached) return cached;
+    return cached ?? this.#predictFromHistory(pageCount);
+  }
+
+  /** The strategy's P from the history as it is now (empty before anything was learnt). */
+  #predictFromHistory(pageCount: number): PageSet {
     if (!this.#history || this.#history.length === 0) return new PageSet(pageCount);
     return this.#strategy!.predict(this.#history);
   }
@@ -389,9 +393,8 @@ export class AgentEngine implements CheckpointEngine {
    */
   #choosePlan(judged: { saveSet: PageSet; wouldFault: PageSet } | undefined): void {
     if ((this.#params.adapt ?? 1) === 0 || !judged) return;
-    // A P cached for a pause that did not use it (cow, copy-all) is stale by now.
-    this.#nextPrediction = undefined;
-    const predicted = this.#predictBase(judged.saveSet.pageCount);
+    // Fresh, not a P cached for a pause that did not use it (cow, copy-all): that one is stale.
+    const predicted = this.#predictFromHistory(judged.saveSet.pageCount);
     this.#nextPrediction = predicted;
     this.#planCosts = planCostsInHindsight({ ...judged, predicted }, this.#costs);
     this.#plan = cheapestPlan(this.#planCosts);
